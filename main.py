@@ -1,0 +1,70 @@
+"""devias-jax entry point: one command on a CPU, a GPU, many GPUs or a TPU pod.
+
+  python main.py --config=configs/ucf101.py:method=devias --workdir=runs/ucf101
+  python main.py --config=configs/demo.py:smoke --workdir=runs/demo --config.model.dtype=float32
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+config_flags.DEFINE_config_file("config", None, "recipe file, optionally with ':args' "
+                                "(e.g. configs/ucf101.py:method=devias,variant=B,smoke)", lock_config=True)
+flags.DEFINE_string("workdir", None, "directory for checkpoints, logs and reports")
+flags.DEFINE_enum("mode", "info", ["info"], "what to run")
+flags.mark_flags_as_required(["config", "workdir"])
+FLAGS = flags.FLAGS
+
+
+def run_info(config, workdir: str) -> None:
+    """Builds the model, runs one forward pass on random clips and prints parameter counts and outputs."""
+    import jax
+    import numpy as np
+
+    from devias_jax import load_model
+
+    predictor = load_model(config, config.init_from or None, strict=False)
+    params = jax.tree.leaves(predictor.state)
+    clips = np.random.default_rng(config.seed).standard_normal((2,) + predictor.input_shape).astype(np.float32)
+    outputs = predictor(clips)
+    print(f"model {config.model.name} ({config.model.variant}): "
+          f"{sum(p.size for p in params) / 1e6:.2f}M parameters on {jax.devices()[0].platform}")
+    for name, value in outputs.items():
+        print(f"  {name:>14}: {tuple(value.shape)} {value.dtype}")
+    summary = {"parameters": int(sum(p.size for p in params)),
+               "outputs": {k: list(v.shape) for k, v in outputs.items()}}
+    with open(os.path.join(workdir, "info.json"), "w") as handle:
+        json.dump(summary, handle, indent=2)
+
+
+MODES = {"info": run_info}
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from devias_jax import config_validation
+
+    config = FLAGS.config
+    try:
+        config_validation.validate(config)
+    except config_validation.ConfigError as error:
+        raise app.UsageError(str(error)) from None
+    os.makedirs(FLAGS.workdir, exist_ok=True)
+    logging.info("config:\n%s", config)
+    MODES[FLAGS.mode](config, FLAGS.workdir)
+
+
+if __name__ == "__main__":
+    import sys
+
+    from devias_jax.config_loading import command_line_problems
+
+    problems = command_line_problems(sys.argv[1:])
+    if problems:
+        sys.exit("\n".join(problems))
+    app.run(main)
