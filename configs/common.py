@@ -72,12 +72,98 @@ def model_config(variant: str = "B") -> ml_collections.ConfigDict:
     })
 
 
+def loss_config() -> ml_collections.ConfigDict:
+    """Objective and slot matching (REFERENCE §4-§5). Owned by devias_jax/losses.py and matching.py."""
+    return ml_collections.ConfigDict({})
+
+
+def data_config() -> ml_collections.ConfigDict:
+    """Annotation lists, decoding, views (REFERENCE §7). Owned by devias_jax/data/."""
+    return ml_collections.ConfigDict({})
+
+
+def augment_config() -> ml_collections.ConfigDict:
+    """Host-side clip augmentation and on-device FAME masks / scene mix / BE / mixup (REFERENCE §6-§7).
+    Owned by devias_jax/data/augment.py and devias_jax/masks.py."""
+    return ml_collections.ConfigDict({})
+
+
+def train_config() -> ml_collections.ConfigDict:
+    """Loop, batch and durations (REFERENCE §8). Durations: `*_epochs` or `*_steps`, -1 = unset."""
+    return ml_collections.ConfigDict({
+        "batch_size": 96,  # global: 12 per GPU x 8 in the official recipe
+        "num_epochs": 100,
+        "num_steps": -1,  # overrides num_epochs when >= 0
+        "log_every_steps": 20,
+        "eval_every_epochs": 5,
+        "eval_every_steps": -1,
+        "checkpoint_every_steps": 1000,
+        "checkpoint_every_epochs": -1,
+        "plot_curves": True,
+    })
+
+
+def optim_config() -> ml_collections.ConfigDict:
+    """AdamW with layer-wise lr decay (REFERENCE §8); lr values are per 256 clips and scaled."""
+    return ml_collections.ConfigDict({
+        "base_lr": 5e-4,
+        "min_lr": 1e-6,
+        "warmup_epochs": 5,
+        "warmup_steps": -1,
+        "weight_decay": 0.05,
+        "b1": 0.9,
+        "b2": 0.999,
+        "eps": 1e-8,
+        "layer_decay": 0.75,
+        "slot_lr_scale": 0.1,  # replaces the layer scale for every slot-module parameter
+        "slot_param_regex": r"^slot_attention/",
+        "no_decay_regex": r"(^|/)(bias|q_bias|v_bias|cls_token|suffix_token|pos_embed)$",
+        "clip_grad_norm": 0.0,  # 0 = off (official: off)
+        "update_freq": 1,  # gradient accumulation steps
+    })
+
+
+def sharding_config() -> ml_collections.ConfigDict:
+    return ml_collections.ConfigDict({
+        "fsdp": 1,  # size of the fsdp mesh axis; -1 = all devices; the data axis takes the rest
+        "fsdp_min_size": 2 ** 16,  # smaller parameters stay replicated under FSDP
+        "param_rules": [],  # [(regex, 'replicated' | 'fsdp')], first match wins; empty = by `fsdp`
+    })
+
+
+def distributed_config() -> ml_collections.ConfigDict:
+    """Multi-host: explicit coordinator settings, or auto-detection on TPU pods / SLURM / Open MPI."""
+    return ml_collections.ConfigDict({
+        "auto": True,
+        "coordinator_address": "",
+        "num_processes": 1,
+        "process_id": -1,
+        "local_device_ids": "",
+    })
+
+
+def checkpoint_config() -> ml_collections.ConfigDict:
+    return ml_collections.ConfigDict({
+        "keep": 2,  # latest checkpoints kept
+        "keep_best": 1,  # best checkpoints kept by eval.best_metric
+        "async_save": True,
+    })
+
+
 def base_config(args: dict[str, Any]) -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     config.method = args["method"]
     config.seed = 0
     config.model = model_config(args["variant"])
-    config.init_from = ""  # converted directory or PyTorch file to start from
+    config.loss = loss_config()
+    config.data = data_config()
+    config.augment = augment_config()
+    config.train = train_config()
+    config.optim = optim_config()
+    config.sharding = sharding_config()
+    config.distributed = distributed_config()
+    config.checkpoint = checkpoint_config()
+    config.init_from = ""  # converted directory or PyTorch file to start from (after resume)
     return config
 
 

@@ -1,0 +1,119 @@
+"""Checkpoints of the training state with orbax: interval saves, latest-N plus best-k retention, async
+and atomic commits, sharded restore, and a save-and-exit on SIGTERM / preemption."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from typing import Any, Mapping
+
+import jax
+import orbax.checkpoint as ocp
+from absl import logging
+
+_policies = ocp.checkpoint_managers
+
+
+class Checkpoints:
+    """`<workdir>/checkpoints/<step>/{state,meta}`; `state` is any pytree of (sharded) arrays."""
+
+    def __init__(self, directory: str, ckpt_config: Any, best_metric: str = "", best_mode: str = "max"):
+        policies = [_policies.LatestN(n=ckpt_config.keep)]
+        best_fn = None
+        if best_metric and ckpt_config.keep_best > 0:
+            if best_mode not in ("max", "min"):
+                raise ValueError(f"best_mode={best_mode!r}; expected 'max' or 'min'")
+            best_fn = lambda metrics: metrics[best_metric]  # noqa: E731
+            policies.append(_policies.BestN(get_metric_fn=best_fn, reverse=best_mode == "min",
+                                            n=ckpt_config.keep_best, keep_checkpoints_without_metrics=False))
+        options = ocp.CheckpointManagerOptions(
+            best_fn=best_fn,  # only for best_step(); retention is the preservation policy
+            best_mode=best_mode,
+            preservation_policy=_policies.AnyPreservationPolicy(policies),
+            enable_async_checkpointing=ckpt_config.async_save,
+            cleanup_tmp_directories=True,
+            create=True,
+        )
+        self.directory = os.path.abspath(directory)
+        self.best_metric = best_metric
+        self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta"))
+
+    def latest_step(self) -> int | None:
+        return self.manager.latest_step()
+
+    def all_steps(self) -> list[int]:
+        return list(self.manager.all_steps())
+
+    def best_step(self) -> int | None:
+        return self.manager.best_step() if self.best_metric else None
+
+    def save(self, step: int, state: Any, meta: Mapping[str, Any], metrics: Mapping[str, float] | None = None) -> None:
+        """Starts an (async) save; orbax writes to a temporary directory and renames it when complete."""
+        self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                                        meta=ocp.args.JsonSave(dict(meta))),
+                          metrics=dict(metrics) if metrics else None, force=True)
+
+    def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict]:
+        """Restores `step` with the shardings and dtypes of `abstract_state` (ShapeDtypeStructs)."""
+        restored = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state),
+                                                                      meta=ocp.args.JsonRestore()))
+        return restored.state, dict(restored.meta)
+
+    def wait(self) -> None:
+        self.manager.wait_until_finished()
+
+    def close(self) -> None:
+        self.manager.wait_until_finished()
+        self.manager.close()
+
+
+def abstract_like(tree: Any) -> Any:
+    """ShapeDtypeStructs (with shardings) describing `tree`, the target for a sharded restore."""
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None)),
+                        tree)
+
+
+class PreemptionWatch:
+    """Turns SIGTERM (and Ctrl-C) into a request to save and exit cleanly at the next step boundary.
+
+    With several processes, the decision comes from JAX's preemption sync point, so that every host
+    stops at the same step.
+    """
+
+    def __init__(self, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)):
+        self._requested = threading.Event()
+        self._previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in signals:
+                self._previous[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        if self._requested.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C stops at once
+        logging.warning("signal %d received: saving a checkpoint and stopping at the next step", signum)
+        self._requested.set()
+
+    def should_stop(self, step: int, sync: bool = True) -> bool:
+        """Single process: whether a signal arrived. Several processes: JAX's preemption sync point,
+        and, when `sync` (the trainer passes it at log steps), whether any process got a signal, so
+        that all of them stop at the same step."""
+        if jax.process_count() == 1:
+            return self._requested.is_set()
+        import numpy as np
+        from jax.experimental import multihost_utils
+
+        try:
+            if multihost_utils.reached_preemption_sync_point(step):
+                return True
+        except RuntimeError:  # preemption service not enabled on this cluster
+            pass
+        if not sync:
+            return False
+        flags = multihost_utils.process_allgather(np.array([self._requested.is_set()]))
+        return bool(np.any(flags))
+
+    def restore_handlers(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}

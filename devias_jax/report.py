@@ -1,0 +1,105 @@
+"""The paper's evaluation summary: top-1 action and top-5 scene on seen and unseen combinations, and
+their harmonic mean (REFERENCE §9), from per-video class probabilities. Pure numpy."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+HEADLINE = ("action_seen", "action_unseen", "scene_seen", "scene_unseen")
+
+
+def topk_accuracy(probs: np.ndarray, labels: np.ndarray, k: int) -> float:
+    """Percentage of rows whose label is among the k highest probabilities (rows with label < 0 skipped)."""
+    probs, labels = np.asarray(probs), np.asarray(labels)
+    keep = labels >= 0
+    if not keep.any():
+        return float("nan")
+    k = min(k, probs.shape[1])
+    top = np.argsort(-probs[keep], axis=1, kind="stable")[:, :k]
+    return float(100.0 * np.mean(np.any(top == labels[keep, None], axis=1)))
+
+
+def harmonic_mean(values: Sequence[float]) -> float:
+    values = [float(v) for v in values]
+    if any(not np.isfinite(v) for v in values):
+        return float("nan")
+    if any(v <= 0 for v in values):
+        return 0.0
+    return len(values) / sum(1.0 / v for v in values)
+
+
+def suite_scores(tasks: Sequence[str], action_probs: np.ndarray | None, scene_probs: np.ndarray | None,
+                 action_labels: np.ndarray, scene_labels: np.ndarray) -> dict[str, float]:
+    """Top-1 / top-5 for the tasks a suite scores, in percent, plus the video count."""
+    scores: dict[str, float] = {"videos": float(len(action_labels))}
+    for task, probs, labels in (("action", action_probs, action_labels), ("scene", scene_probs, scene_labels)):
+        if task not in tasks:
+            continue
+        if probs is None:
+            raise ValueError(f"suite scores '{task}' but the model has no {task} output")
+        scores[f"{task}_top1"] = topk_accuracy(probs, labels, 1)
+        scores[f"{task}_top5"] = topk_accuracy(probs, labels, 5)
+    return scores
+
+
+def build_report(suites: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """suites: name -> {'group': 'seen'|'unseen', 'tasks': [...], 'scores': suite_scores(...)}.
+
+    Seen / unseen numbers are means over the suites of that group scoring that task (the paper
+    averages its unseen test sets). Action uses top-1, scene top-5 (top-1 reported beside it).
+    """
+    report: dict[str, Any] = {}
+
+    def mean_over(group: str, key: str) -> float:
+        values = [s["scores"][key] for s in suites.values() if s["group"] == group and key in s["scores"]]
+        return float(np.mean(values)) if values else float("nan")
+
+    for group in ("seen", "unseen"):
+        report[f"action_{group}"] = mean_over(group, "action_top1")
+        report[f"action_{group}_top5"] = mean_over(group, "action_top5")
+        report[f"scene_{group}"] = mean_over(group, "scene_top5")
+        report[f"scene_{group}_top1"] = mean_over(group, "scene_top1")
+        report[f"scene_{group}_top5"] = report[f"scene_{group}"]
+    report["harmonic_mean"] = harmonic_mean([report[k] for k in HEADLINE])
+    report["suites"] = {name: {"group": s["group"], "tasks": list(s["tasks"]), **s["scores"]}
+                        for name, s in suites.items()}
+    return report
+
+
+def _cell(value: float) -> str:
+    return "  -  " if not np.isfinite(value) else f"{value:5.1f}"
+
+
+def format_table(reports: Mapping[str, Mapping[str, Any]]) -> str:
+    """Rows = methods; columns as the paper's tables: action top-1 seen/unseen, scene top-5
+    seen/unseen, H.M."""
+    name_width = max([len("method")] + [len(n) for n in reports])
+    head = (f"{'method':<{name_width}} | Action top-1    | Scene top-5     | H.M.\n"
+            f"{'':<{name_width}} | seen   unseen   | seen   unseen   |")
+    lines = [head, "-" * len(head.splitlines()[0])]
+    for name, report in reports.items():
+        lines.append(f"{name:<{name_width}} | {_cell(report['action_seen'])}  {_cell(report['action_unseen'])}   | "
+                     f"{_cell(report['scene_seen'])}  {_cell(report['scene_unseen'])}   | "
+                     f"{_cell(report['harmonic_mean'])}")
+    return "\n".join(lines)
+
+
+def format_suites(report: Mapping[str, Any]) -> str:
+    lines = ["suite            group   videos  action@1 action@5  scene@1  scene@5"]
+    for name, s in report["suites"].items():
+        lines.append(f"{name:<16} {s['group']:<7} {int(s['videos']):6d}  "
+                     f"{_cell(s.get('action_top1', float('nan'))):>8} {_cell(s.get('action_top5', float('nan'))):>8} "
+                     f"{_cell(s.get('scene_top1', float('nan'))):>8} {_cell(s.get('scene_top5', float('nan'))):>8}")
+    return "\n".join(lines)
+
+
+def write_report(report: Mapping[str, Any], path: str) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as handle:
+        json.dump(report, handle, indent=2, allow_nan=True)
+    os.replace(tmp, path)  # a crash never leaves a half-written report
