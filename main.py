@@ -9,13 +9,15 @@ from __future__ import annotations
 import json
 import os
 
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
 
 config_flags.DEFINE_config_file("config", None, "recipe file, optionally with ':args' "
                                 "(e.g. configs/ucf101.py:method=devias,variant=B,smoke)", lock_config=True)
 flags.DEFINE_string("workdir", None, "directory for checkpoints, logs and reports")
-flags.DEFINE_enum("mode", "info", ["info"], "what to run")
+flags.DEFINE_enum("mode", "train", ["train", "eval", "info"],
+                  "train: train (resuming from --workdir) and evaluate; eval: evaluate the workdir's latest "
+                  "checkpoint (or config.init_from); info: build the model and print its outputs")
 flags.mark_flags_as_required(["config", "workdir"])
 FLAGS = flags.FLAGS
 
@@ -41,7 +43,19 @@ def run_info(config, workdir: str) -> None:
         json.dump(summary, handle, indent=2)
 
 
-MODES = {"info": run_info}
+def run_train(config, workdir: str) -> None:
+    from devias_jax.train import train_and_evaluate
+
+    train_and_evaluate(config, workdir)
+
+
+def run_eval(config, workdir: str) -> None:
+    from devias_jax.evaluate import evaluate_checkpoint
+
+    evaluate_checkpoint(config, workdir)
+
+
+MODES = {"train": run_train, "eval": run_eval, "info": run_info}
 
 
 def main(argv: list[str]) -> None:
@@ -55,7 +69,6 @@ def main(argv: list[str]) -> None:
     except config_validation.ConfigError as error:
         raise app.UsageError(str(error)) from None
     os.makedirs(FLAGS.workdir, exist_ok=True)
-    logging.info("config:\n%s", config)
     MODES[FLAGS.mode](config, FLAGS.workdir)
 
 

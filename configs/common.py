@@ -46,8 +46,9 @@ def parse_arg(arg: str | None, defaults: dict[str, Any] | None = None) -> dict[s
 
 
 def model_config(variant: str = "B") -> ml_collections.ConfigDict:
-    """The backbone: a VideoMAE ViT (REFERENCE §2). Explicit sizes apply when variant='custom'."""
-    return ml_collections.ConfigDict({
+    """The backbone: a VideoMAE ViT (REFERENCE §2). Explicit sizes apply when variant='custom'.
+    Then DEVIAS / baseline fields (REFERENCE §3-§5, §9), used by devias_jax/models/{devias,baselines}.py."""
+    config = ml_collections.ConfigDict({
         "name": "vit",
         "variant": variant,  # Ti / S / B / L / H / custom
         "embed_dim": 768,
@@ -69,23 +70,114 @@ def model_config(variant: str = "B") -> ml_collections.ConfigDict:
         "dtype": "float32",  # compute dtype: float32 / bfloat16 / float16
         "remat": False,
         "attention_impl": "auto",  # auto / xla / cudnn
+        # --- DEVIAS and baselines. num_actions (below) is num_classes under a second name.
+        "num_scenes": 365,  # C_s: Places365 teacher classes; HVU uses its own scene vocabulary
+        "unified_head": False,  # one_token / two_token: one Linear D -> C_a + C_s instead of two heads
+        "num_slots": 2,  # K
+        "slot_iterations": 4,  # official: 4 on UCF-101, 8 on Kinetics-400 / HVU
+        "slot_heads": 4,
+        "slot_head_dim": 512,  # inner width slot_heads * slot_head_dim (2048 official)
+        "slot_mlp_ratio": 4.0,
+        "slot_softmax_axis": "slots",  # slots (paper) / keys (ablation)
+        "slot_tied": True,  # one parameter set shared by all iterations (paper ablation: better)
+        "mask_decoder_dims": (512, 256),  # AMD hidden widths: D -> 512 -> 256 -> (H/16)(W/16)
+        # --- devias_downstream (transfer, REFERENCE §9 Table 5)
+        "fusion": "concat",  # concat (action + scene slot) / gap (mean of backbone tokens)
+        "fusion_norm": True,  # LayerNorm on the concatenated halves
+        "action_slot_index": 0,
+        "scene_slot_index": 1,
+    })
+    # One value under two names: the action classes of DEVIAS / baselines are the recipe's num_classes.
+    config.num_actions = config.get_ref("num_classes")
+    return config
+
+
+def scene_teacher_config(model: ml_collections.ConfigDict | None = None) -> ml_collections.ConfigDict:
+    """The frozen Places365 scene teacher (REFERENCE §8): a class-token VideoMAE ViT-B with a 365-way head.
+    Its clip geometry and compute dtype follow `model` (the student) when given."""
+    teacher = model_config("B")
+    teacher.update(name="scene_vit", pooling="cls", num_prefix_tokens=1, drop_path_rate=0.0)
+    teacher.checkpoint = ""  # converted directory or the authors' .pth; empty: no online teacher
+    if model is not None:
+        for key in ("num_frames", "img_size", "patch_size", "tubelet_size", "dtype", "attention_impl"):
+            setattr(teacher, key, model.get_ref(key))
+    return teacher
+
+
+def loss_config(model: ml_collections.ConfigDict | None = None) -> ml_collections.ConfigDict:
+    """Objective and slot matching (REFERENCE §4-§5). Owned by devias_jax/losses.py and matching.py.
+    Defaults follow the paper's intent; `official_compat` reproduces the official code's numerics."""
+    return ml_collections.ConfigDict({
+        "alpha": 1.0,  # weight of L_AMD (action mask decoder BCE)
+        "beta": 1.0,  # weight of L_AG (attention guidance MSE)
+        "gamma": 1.0,  # weight of L_cos (slot diversity)
+        "cos_mode": "signed",  # signed: minimise the mean off-diagonal cosine (official) / abs: minimise |cos|
+        "scene_target": "label",  # label: CE on scene labels (or teacher argmax) / teacher: KL to the teacher
+        "teacher_kl_weight": -1.0,  # weight of the teacher KL; -1: 1.0, or 4000 with official_compat
+        "matching": "exact",  # exact (on device) / scipy (Hungarian via host callback) / greedy / hard
+        "official_compat": False,  # double sigmoid in L_AMD, 'batchmean'-on-1-D KL, batch-min - 1 padding
+        "label_smoothing": 0.0,  # on integer-label cross-entropies when no soft targets are given
+        "teacher": scene_teacher_config(model),
     })
 
 
-def loss_config() -> ml_collections.ConfigDict:
-    """Objective and slot matching (REFERENCE §4-§5). Owned by devias_jax/losses.py and matching.py."""
-    return ml_collections.ConfigDict({})
-
-
 def data_config() -> ml_collections.ConfigDict:
-    """Annotation lists, decoding, views (REFERENCE §7). Owned by devias_jax/data/."""
-    return ml_collections.ConfigDict({})
+    """Annotation lists, decoding, views (REFERENCE §7). Owned by devias_jax/data/.
+
+    Defaults are the official UCF-101 recipe; lists are 'path label', 'path action scene', HVU
+    'video_id action scene' or SCUBA 'frame_dir num_frames label' (devias_jax/data/annotations.py)."""
+    return ml_collections.ConfigDict({
+        "root": "",  # videos (and relative list paths) resolve relative to this directory
+        "train_list": "train.txt",
+        "list_format": "auto",  # auto / video / frames (3 columns = frame folder when auto and a directory)
+        "video_ext": "",  # appended to ids without an extension (HVU: '.mp4'); '' = try known extensions
+        "num_actions": 101,
+        "num_scenes": 365,  # Places365 classes of the scene teacher
+        "scene_source": "teacher",  # list (third column) / teacher (online scene model) / none
+        "num_frames": 0,  # frames per clip; 0 = config.model.num_frames (16)
+        "frame_stride": 4,
+        "img_size": 0,  # crop size; 0 = config.model.img_size (224)
+        "short_side": 0,  # test-time short-side resize; 0 = img_size
+        "decode_short_side": 0,  # >0: decord scales frames whose short side is larger while decoding
+        "test_temporal_views": 2,
+        "test_spatial_views": 3,
+        "min_frames": 2,  # videos with fewer frames count as undecodable
+        "shuffle": True,
+        "decode_workers": 0,  # parallel decode/augment calls per process; 0 = the process's CPU count
+        "prefetch_batches": 2,
+        "max_failure_fraction": 0.05,  # stop (listing the bad files) past this fraction of undecodable files
+        "check_files": False,  # True: every listed file must exist (checked before any compilation)
+    })
 
 
 def augment_config() -> ml_collections.ConfigDict:
     """Host-side clip augmentation and on-device FAME masks / scene mix / BE / mixup (REFERENCE §6-§7).
-    Owned by devias_jax/data/augment.py and devias_jax/masks.py."""
-    return ml_collections.ConfigDict({})
+    Owned by devias_jax/data/augment.py and devias_jax/masks.py. Defaults: official DEVIAS UCF-101."""
+    return ml_collections.ConfigDict({
+        # host side (tf.data)
+        "crop_area": (0.08, 1.0),  # random resized crop: area fraction range
+        "crop_aspect": (3 / 4, 4 / 3),  # and aspect-ratio range
+        "flip": True,  # horizontal flip with p=0.5 (turn off for Something-Something)
+        "rand_augment_m": 7.0,  # RandAugment 'rand-m7-n4-mstd0.5-inc1', the same ops on every frame
+        "rand_augment_n": 4,  # 0 disables RandAugment
+        "rand_augment_mstd": 0.5,
+        "rand_augment_prob": 0.5,  # probability of each chosen op
+        "colour_jitter": 0.0,  # the paper's tables list 0.4, but VideoMAE-style loaders drop it with RandAugment
+        # on device (devias_jax/masks.py)
+        "fame_beta": 0.3,  # foreground fraction of the pseudo human mask (0.5 K400/HVU)
+        "fame_blur_size": 0,  # Gaussian kernel size; 0 = floor(0.1 * crop) made odd
+        "fame_official_blur": False,  # official quirk: blur sized for a 112 crop at any crop (g=11)
+        "scene_mix_prob": 0.4,  # rho (0.8 K400, 0.25 HVU); 0 disables scene mix
+        "background_erase_max": 0.0,  # BE lambda ~ U[0, max) (0.3 for the BE baseline); 0 disables
+        "mixup_alpha": 0.0,  # One-Token recipe: 0.8
+        "cutmix_alpha": 0.0,  # One-Token recipe: 1.0
+        "mixup_switch_prob": 0.5,  # probability of cutmix when both are on
+        "mixup_prob": 1.0,  # (label smoothing of the soft targets: config.loss.label_smoothing)
+        "random_erase_prob": 0.0,  # One-Token recipe: 0.25
+        # groups the on-device mixing permutes within (scene mix is per device batch in the official
+        # code); 0 = one group per device on the batch axes
+        "mix_groups": 0,
+    })
 
 
 def train_config() -> ml_collections.ConfigDict:
@@ -125,6 +217,7 @@ def optim_config() -> ml_collections.ConfigDict:
 
 def sharding_config() -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict({
+        "num_devices": 0,  # devices in the mesh: 0 = all; n = the first n (per process: all of them)
         "fsdp": 1,  # size of the fsdp mesh axis; -1 = all devices; the data axis takes the rest
         "fsdp_min_size": 2 ** 16,  # smaller parameters stay replicated under FSDP
         "param_rules": [],  # [(regex, 'replicated' | 'fsdp')], first match wins; empty = by `fsdp`
@@ -147,6 +240,24 @@ def checkpoint_config() -> ml_collections.ConfigDict:
         "keep": 2,  # latest checkpoints kept
         "keep_best": 1,  # best checkpoints kept by eval.best_metric
         "async_save": True,
+        # init_from: parameters matching this regex start from scratch when the checkpoint's shape
+        # differs (a head for another class count); every other mismatch is an error.
+        "init_skip": r"(^|/)(head|action_head|scene_head)/",
+    })
+
+
+def suite(list_path: str, tasks: str, group: str) -> ml_collections.ConfigDict:
+    """One evaluation suite: a list, the tasks it scores ('action', 'scene' or both) and its group."""
+    return ml_collections.ConfigDict({"list": list_path, "tasks": tasks, "group": group})
+
+
+def eval_config() -> ml_collections.ConfigDict:
+    """Evaluation suites (name -> suite(list, tasks, group)); seen / unseen numbers average their group."""
+    return ml_collections.ConfigDict({
+        "suites": ml_collections.ConfigDict(),
+        "batch_size": 8,  # videos per global batch (each with temporal x spatial views)
+        "best_metric": "harmonic_mean",  # keeps the best checkpoint by this report key
+        "scene_topk": 5,  # the paper's scene metric is top-5 (of 365); 1 for small scene vocabularies
     })
 
 
@@ -155,7 +266,7 @@ def base_config(args: dict[str, Any]) -> ml_collections.ConfigDict:
     config.method = args["method"]
     config.seed = 0
     config.model = model_config(args["variant"])
-    config.loss = loss_config()
+    config.loss = loss_config(config.model)
     config.data = data_config()
     config.augment = augment_config()
     config.train = train_config()
@@ -163,6 +274,10 @@ def base_config(args: dict[str, Any]) -> ml_collections.ConfigDict:
     config.sharding = sharding_config()
     config.distributed = distributed_config()
     config.checkpoint = checkpoint_config()
+    config.eval = eval_config()
+    # One value under two names: the data's class counts are the model's (set either one).
+    config.data.num_actions = config.model.get_ref("num_classes")
+    config.data.num_scenes = config.model.get_ref("num_scenes")
     config.init_from = ""  # converted directory or PyTorch file to start from (after resume)
     return config
 
@@ -172,6 +287,10 @@ def smoke(config: ml_collections.ConfigDict) -> None:
     model = config.model
     model.variant = "custom"
     model.update(embed_dim=32, depth=2, num_heads=2, num_frames=4, img_size=32, drop_path_rate=0.0)
+    model.update(slot_heads=2, slot_head_dim=16, mask_decoder_dims=(32, 16))
+    if "teacher" in config.get("loss", {}):
+        config.loss.teacher.variant = "custom"
+        config.loss.teacher.update(embed_dim=32, depth=1, num_heads=2)
 
 
 def build(arg: str | None, recipe: Callable[[ml_collections.ConfigDict, dict[str, Any]], None] | None = None,
@@ -181,16 +300,106 @@ def build(arg: str | None, recipe: Callable[[ml_collections.ConfigDict, dict[str
     config = base_config(args)
     if recipe is not None:
         recipe(config, args)
-    if args["method"] not in METHODS:
-        raise ValueError(f"config argument method={args['method']!r}; expected one of {sorted(METHODS)}")
-    METHODS[args["method"]](config)
+    method, *variants = args["method"].split("+")
+    if method not in METHODS:
+        raise ValueError(f"config argument method={args['method']!r}; expected one of {sorted(METHODS)}, "
+                         f"optionally with +{'/+'.join(VARIANTS)}")
+    METHODS[method](config)
+    if method != "devias":
+        config.augment.scene_mix_prob = 0.0  # the recipes' rho is DEVIAS's; baselines mix only with +fame
+    for variant in variants:
+        if variant not in VARIANTS:
+            raise ValueError(f"config argument method={args['method']!r}: unknown variant '+{variant}'; "
+                             f"expected one of {['+' + v for v in VARIANTS]}")
+        VARIANTS[variant](config)
     if args["smoke"]:
         smoke(config)
     config.lock()
     return config
 
 
+def _fame_variant(config: ml_collections.ConfigDict) -> None:
+    """+fame: FAME scene mixing as plain augmentation (beta = rho = 0.5, supplementary Tables 19-20)."""
+    config.augment.update(fame_beta=0.5, scene_mix_prob=0.5)
+
+
+def _be_variant(config: ml_collections.ConfigDict) -> None:
+    """+be: Background Erasing, lambda ~ U[0, 0.3) (supplementary Tables 19-20)."""
+    config.augment.background_erase_max = 0.3
+
+
+def _aug_variant(config: ml_collections.ConfigDict) -> None:
+    """+aug: the VideoMAE recipe's mixup 0.8 / cutmix 1.0 / label smoothing 0.1 / random erasing 0.25
+    (Naive Action ViT w/ Aug., supplementary Table 17)."""
+    config.augment.update(mixup_alpha=0.8, cutmix_alpha=1.0, random_erase_prob=0.25)
+    config.loss.label_smoothing = 0.1
+
+
+# method variants: '--config=...:method=two_token+fame'
+VARIANTS: dict[str, Callable[[ml_collections.ConfigDict], None]] = {
+    "fame": _fame_variant, "be": _be_variant, "aug": _aug_variant}
+
+
 @register_method("vit")
 def _vit(config: ml_collections.ConfigDict) -> None:
     """A plain VideoMAE classifier (mean pooling + fc_norm + head)."""
     config.model.name = "vit"
+
+
+# --- DEVIAS and its baselines (REFERENCE §3-§5, §9; devias_jax/models/devias.py, baselines.py) ---
+
+
+@register_method("devias")
+def _devias(config: ml_collections.ConfigDict) -> None:
+    """DEVIAS: backbone -> slot attention -> unified head + action mask decoder; matching + L_DE/AMD/AG/cos."""
+    config.model.name = "devias"
+    config.model.pooling = "none"
+
+
+@register_method("one_token")
+def _one_token(config: ml_collections.ConfigDict) -> None:
+    """One-Token baseline: pooled feature -> separate action and scene heads."""
+    config.model.name = "one_token"
+    config.model.unified_head = False
+
+
+@register_method("one_token_unified")
+def _one_token_unified(config: ml_collections.ConfigDict) -> None:
+    """One-Token with a unified C_a + C_s head trained with L_DE (supplementary Table 13)."""
+    config.model.name = "one_token"
+    config.model.unified_head = True
+
+
+@register_method("two_token")
+def _two_token(config: ml_collections.ConfigDict) -> None:
+    """Two-Token baseline: class token -> action head, appended scene token -> scene head."""
+    config.model.name = "two_token"
+    config.model.pooling = "none"
+    config.model.unified_head = False
+
+
+@register_method("two_token_unified")
+def _two_token_unified(config: ml_collections.ConfigDict) -> None:
+    """Two-Token with a unified C_a + C_s head trained with L_DE (supplementary Table 13)."""
+    config.model.name = "two_token"
+    config.model.pooling = "none"
+    config.model.unified_head = True
+
+
+@register_method("action_vit")
+def _action_vit(config: ml_collections.ConfigDict) -> None:
+    """Naive Action ViT: a VideoMAE classifier on action labels."""
+    config.model.name = "action_vit"
+
+
+@register_method("scene_vit")
+def _scene_vit(config: ml_collections.ConfigDict) -> None:
+    """Naive Scene ViT: a VideoMAE classifier on scene labels (ground truth or the teacher's argmax)."""
+    config.model.name = "scene_vit"
+
+
+@register_method("devias_downstream")
+def _devias_downstream(config: ml_collections.ConfigDict) -> None:
+    """Transfer from DEVIAS: backbone + slots with a concat (or GAP) fusion head on num_classes targets."""
+    config.model.name = "devias_downstream"
+    config.model.pooling = "none"

@@ -9,6 +9,7 @@ import threading
 from typing import Any, Mapping
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 
@@ -117,3 +118,26 @@ class PreemptionWatch:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous = {}
+
+
+def find_training_checkpoint(path: str) -> str | None:
+    """The `state` directory of a trainer checkpoint: `path` may be a workdir, its checkpoints/
+    folder (latest step is taken) or one step folder. None if `path` is none of these."""
+    path = os.path.abspath(path)
+    if os.path.isdir(os.path.join(path, "state")):
+        return os.path.join(path, "state")
+    folder = os.path.join(path, "checkpoints") if os.path.isdir(os.path.join(path, "checkpoints")) else path
+    steps = [int(name) for name in os.listdir(folder) if name.isdigit() and
+             os.path.isdir(os.path.join(folder, name, "state"))] if os.path.isdir(folder) else []
+    return os.path.join(folder, str(max(steps)), "state") if steps else None
+
+
+def load_training_params(state_dir: str) -> dict:
+    """Parameters (nested dict, string keys) of a trainer checkpoint, as host numpy arrays, whatever
+    the mesh or process count it was saved with (everything is restored onto one local device)."""
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    with ocp.StandardCheckpointer() as checkpointer:
+        metadata = checkpointer.metadata(state_dir).item_metadata
+        target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), metadata)
+        tree = checkpointer.restore(state_dir, target)
+    return jax.tree.map(np.asarray, tree["params"])

@@ -6,18 +6,40 @@ from typing import Any, Iterable
 
 # dotted key -> allowed values. Modules that add config fields add their choices here.
 CHOICES: dict[str, tuple[Any, ...]] = {
-    "model.name": ("vit",),
+    "model.name": ("vit", "devias", "devias_downstream", "one_token", "two_token", "action_vit", "scene_vit"),
     "model.variant": ("Ti", "S", "B", "L", "H", "custom"),
     "model.pooling": ("mean", "cls", "none"),
     "model.dtype": ("float32", "bfloat16", "float16"),
     "model.attention_impl": ("auto", "xla", "cudnn"),
+    "model.slot_softmax_axis": ("slots", "keys"),
+    "model.fusion": ("concat", "gap"),
+    "loss.cos_mode": ("signed", "abs"),
+    "loss.scene_target": ("label", "teacher"),
+    "loss.matching": ("exact", "scipy", "greedy", "hard"),
+    "data.scene_source": ("list", "teacher", "none"),
+    "data.list_format": ("auto", "video", "frames"),
 }
 # dotted keys that must be > 0 / >= 0 / within [0, 1).
 POSITIVE: list[str] = ["model.embed_dim", "model.depth", "model.num_heads", "model.patch_size",
-                       "model.tubelet_size", "model.num_frames", "model.img_size", "model.mlp_ratio"]
+                       "model.tubelet_size", "model.num_frames", "model.img_size", "model.mlp_ratio",
+                       "model.num_scenes", "model.slot_iterations", "model.slot_heads", "model.slot_head_dim",
+                       "model.slot_mlp_ratio",
+                       "data.num_actions", "data.frame_stride", "data.test_temporal_views",
+                       "data.test_spatial_views", "data.min_frames", "data.prefetch_batches",
+                       "augment.fame_beta"]
 NON_NEGATIVE: list[str] = ["model.num_classes", "model.num_prefix_tokens", "model.num_suffix_tokens",
-                           "model.layer_scale_init"]
-PROBABILITIES: list[str] = ["model.drop_path_rate", "model.head_dropout"]
+                           "model.layer_scale_init", "model.action_slot_index", "model.scene_slot_index",
+                           "loss.alpha", "loss.beta", "loss.gamma",
+                           "data.num_scenes", "data.num_frames", "data.img_size", "data.short_side",
+                           "data.decode_short_side", "data.decode_workers", "augment.rand_augment_m",
+                           "augment.rand_augment_n", "augment.rand_augment_mstd", "augment.colour_jitter",
+                           "augment.fame_blur_size", "augment.mixup_alpha", "augment.cutmix_alpha"]
+PROBABILITIES: list[str] = ["model.drop_path_rate", "model.head_dropout", "loss.label_smoothing",
+                            "data.max_failure_fraction", "augment.fame_beta", "augment.scene_mix_prob",
+                            "augment.background_erase_max", "augment.mixup_switch_prob",
+                            "augment.random_erase_prob"]
+# dotted keys that are probabilities where 1 is allowed: [0, 1].
+CLOSED_PROBABILITIES: list[str] = ["augment.rand_augment_prob", "augment.mixup_prob"]
 
 
 class ConfigError(ValueError):
@@ -54,7 +76,18 @@ def validate(config: Any) -> None:
     for key, value in _present(config, PROBABILITIES):
         if not 0.0 <= value < 1.0:
             raise ConfigError(f"config.{key}={value!r}; expected a value in [0, 1)")
+    for key, value in _present(config, CLOSED_PROBABILITIES):
+        if not 0.0 <= value <= 1.0:
+            raise ConfigError(f"config.{key}={value!r}; expected a value in [0, 1]")
+    _validate_data(config)
     model = config.get("model")
+    if model is not None and "num_slots" in model and model.num_slots < 2:
+        raise ConfigError(f"config.model.num_slots={model.num_slots}; expected >= 2 (an action and a scene slot)")
+    loss = config.get("loss")
+    if loss is not None and "teacher_kl_weight" in loss and not (loss.teacher_kl_weight >= 0
+                                                                 or loss.teacher_kl_weight == -1):
+        raise ConfigError(f"config.loss.teacher_kl_weight={loss.teacher_kl_weight!r}; expected a weight >= 0 "
+                          "or -1 (automatic: 1.0, or 4000 with official_compat)")
     if model is not None and "embed_dim" in model and model.variant == "custom":
         if model.embed_dim % model.num_heads:
             raise ConfigError(f"config.model.embed_dim={model.embed_dim} is not divisible by "
@@ -65,3 +98,28 @@ def validate(config: Any) -> None:
     if model is not None and "num_frames" in model and model.num_frames % model.tubelet_size:
         raise ConfigError(f"config.model.num_frames={model.num_frames} is not a multiple of "
                           f"config.model.tubelet_size={model.tubelet_size}")
+
+
+def _validate_data(config: Any) -> None:
+    """Cross-field checks of config.data / config.augment (clip geometry agrees with the model)."""
+    data, model, augment = config.get("data"), config.get("model"), config.get("augment")
+    if data is not None and model is not None and "num_frames" in data and "num_frames" in model:
+        for key in ("num_frames", "img_size"):
+            if data[key] and data[key] != model[key]:
+                raise ConfigError(f"config.data.{key}={data[key]} differs from config.model.{key}="
+                                  f"{model[key]}; set it to 0 to follow the model")
+    if data is not None and "short_side" in data and "img_size" in data:
+        size = data.img_size or (model.img_size if model is not None and "img_size" in model else 0)
+        if data.short_side and data.short_side < size:
+            raise ConfigError(f"config.data.short_side={data.short_side} is smaller than the crop size {size}")
+    if data is not None and data.get("scene_source") == "list" and "num_scenes" in data and data.num_scenes < 1:
+        raise ConfigError("config.data.num_scenes must be >= 1 when config.data.scene_source='list'")
+    if augment is not None and "crop_area" in augment:
+        low, high = augment.crop_area
+        if not 0 < low <= high <= 1:
+            raise ConfigError(f"config.augment.crop_area={tuple(augment.crop_area)}; expected 0 < min <= max <= 1")
+        low, high = augment.crop_aspect
+        if not 0 < low <= high:
+            raise ConfigError(f"config.augment.crop_aspect={tuple(augment.crop_aspect)}; expected 0 < min <= max")
+    if augment is not None and augment.get("fame_blur_size", 0) % 2 == 0 and augment.get("fame_blur_size", 0):
+        raise ConfigError(f"config.augment.fame_blur_size={augment.fame_blur_size}; expected 0 or an odd size")

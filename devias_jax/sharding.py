@@ -41,6 +41,10 @@ def initialize_distributed(dist_config: Any) -> None:
     slice or a SLURM / Open MPI launch is detected and JAX reads the cluster from the environment.
     """
     explicit = dist_config.num_processes > 1 or bool(dist_config.coordinator_address)
+    if not explicit and not (dist_config.auto and _cluster_process_count() > 1):
+        return
+    # CPU processes exchange collectives through gloo; GPUs and TPUs ignore this setting.
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
     if explicit:
         if not dist_config.coordinator_address or dist_config.num_processes < 1 or dist_config.process_id < 0:
             raise ValueError("multi-process run needs config.distributed.coordinator_address (host:port), "
@@ -52,17 +56,22 @@ def initialize_distributed(dist_config: Any) -> None:
                                    num_processes=dist_config.num_processes,
                                    process_id=dist_config.process_id,
                                    local_device_ids=local_ids)
-    elif dist_config.auto and _cluster_process_count() > 1:
-        jax.distributed.initialize()
     else:
-        return
+        jax.distributed.initialize()
     logging.info("jax.distributed: process %d of %d, %d local / %d global devices", jax.process_index(),
                  jax.process_count(), jax.local_device_count(), jax.device_count())
 
 
-def make_mesh(fsdp: int = 1, devices: Sequence[jax.Device] | None = None) -> Mesh:
-    """Mesh (data, fsdp) over all devices; fsdp = -1 puts every device on the fsdp axis."""
+def make_mesh(fsdp: int = 1, devices: Sequence[jax.Device] | None = None, num_devices: int = 0) -> Mesh:
+    """Mesh (data, fsdp) over all devices (or the first `num_devices`, single-process only); fsdp = -1
+    puts every device on the fsdp axis."""
     devices = list(devices if devices is not None else jax.devices())
+    if num_devices:
+        if jax.process_count() > 1 and num_devices != len(devices):
+            raise ValueError("config.sharding.num_devices must be 0 (all) in a multi-process run")
+        if num_devices > len(devices):
+            raise ValueError(f"config.sharding.num_devices={num_devices} but only {len(devices)} devices exist")
+        devices = devices[:num_devices]
     count = len(devices)
     fsdp = count if fsdp == -1 else fsdp
     if fsdp < 1 or count % fsdp:

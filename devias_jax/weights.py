@@ -10,7 +10,8 @@ import numpy as np
 from flax import nnx
 
 from devias_jax import convert
-from devias_jax.models import torch_key_fn
+from devias_jax.checkpoint import find_training_checkpoint, load_training_params
+from devias_jax.models import prepare_fn, torch_key_fn
 
 
 def param_paths(model: nnx.Module) -> dict[str, tuple[int, ...]]:
@@ -34,24 +35,38 @@ def assign_params(model: nnx.Module, params: Mapping[str, Any]) -> None:
     nnx.update(model, state)
 
 
-def convert_weights(model: nnx.Module, model_config: Any, checkpoint: str, *, skip: str | None = None,
-                    strict: bool = False, allow_inert: tuple[str, ...] = ()
+def convert_weights(template: Mapping[str, tuple[int, ...]], model_config: Any, checkpoint: str, *,
+                    skip: str | None = None, strict: bool = False, allow_inert: tuple[str, ...] = ()
                     ) -> tuple[dict[str, np.ndarray], convert.ConversionReport]:
-    """Reads a PyTorch/HF/safetensors file and maps it onto this model's parameter tree."""
+    """Reads a PyTorch/HF/safetensors file and maps it onto `template` ({flax path: shape})."""
     weights, dropped = convert.normalize_state_dict(convert.read_checkpoint(checkpoint, allow_inert))
-    return convert.map_to_params(param_paths(model), weights, torch_key=torch_key_fn(model_config),
-                                 skip=skip, strict=strict, dropped=dropped)
+    weights, dropped_by_model = prepare_fn(model_config)(weights)  # e.g. DEVIAS's tied slot copies
+    return convert.map_to_params(template, weights, torch_key=torch_key_fn(model_config),
+                                 skip=skip, strict=strict, dropped=[*dropped, *dropped_by_model])
+
+
+def read_params(checkpoint: str, template: Mapping[str, tuple[int, ...]], model_config: Any, *,
+                skip: str | None = None, strict: bool = False) -> tuple[dict[str, np.ndarray], convert.ConversionReport]:
+    """Parameters for `template` ({flax path: shape}) from any source we read: a trainer workdir or
+    checkpoint, a converted directory, or a PyTorch / HF / safetensors file."""
+    if os.path.isdir(checkpoint):
+        training_state = find_training_checkpoint(checkpoint)
+        if training_state is not None:
+            stored = convert.flatten(load_training_params(training_state))
+        elif convert.is_converted_dir(checkpoint):
+            stored = convert.load_converted(checkpoint)
+        else:
+            raise convert.CheckpointError(f"{checkpoint}: neither a training workdir/checkpoint nor a "
+                                          "converted checkpoint directory")
+        # Stored params already use Flax paths and layouts: identity key map, no transposes.
+        return convert.map_to_params(template, stored, torch_key=lambda path: path,
+                                     transform=lambda path, value: value, skip=skip, strict=strict)
+    return convert_weights(template, model_config, checkpoint, skip=skip, strict=strict)
 
 
 def load_weights(model: nnx.Module, model_config: Any, checkpoint: str, *, skip: str | None = None,
                  strict: bool = False) -> convert.ConversionReport:
-    """Loads a converted directory or a PyTorch file into `model` in place; returns what happened."""
-    if os.path.isdir(checkpoint):
-        # Converted params already use Flax paths and layouts: identity key map, no transposes.
-        params, report = convert.map_to_params(param_paths(model), convert.load_converted(checkpoint),
-                                               torch_key=lambda path: path, transform=lambda path, v: v,
-                                               skip=skip, strict=strict)
-    else:
-        params, report = convert_weights(model, model_config, checkpoint, skip=skip, strict=strict)
+    """Loads any checkpoint `read_params` reads into `model` in place; returns what happened."""
+    params, report = read_params(checkpoint, param_paths(model), model_config, skip=skip, strict=strict)
     assign_params(model, params)
     return report

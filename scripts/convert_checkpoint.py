@@ -23,12 +23,12 @@ def convert_file(model_config: Any, checkpoint: str, output: str, *, skip: str |
     from flax import nnx
 
     from devias_jax.models import build_model
-    from devias_jax.weights import convert_weights
+    from devias_jax.weights import convert_weights, param_paths
 
     if os.path.exists(os.path.join(output, "params")):
         raise FileExistsError(f"{output} already holds a converted checkpoint; choose a new output directory")
     model = build_model(model_config, rngs=nnx.Rngs(0))
-    params, report = convert_weights(model, model_config, checkpoint, skip=skip, strict=strict,
+    params, report = convert_weights(param_paths(model), model_config, checkpoint, skip=skip, strict=strict,
                                      allow_inert=allow_inert)
     convert.save_converted(output, params, {
         "source": os.path.abspath(checkpoint),

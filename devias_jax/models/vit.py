@@ -315,3 +315,9 @@ def vit_config_from(model_config: Any, **overrides: Any) -> ViTConfig:
         embed_dim, depth, num_heads = SIZES[variant]
         values.update(embed_dim=embed_dim, depth=depth, num_heads=num_heads)
     return ViTConfig(**values)
+
+
+def backbone_depth(model_config: Any) -> int:
+    """Number of transformer blocks of `config.model` (for layer-wise lr decay)."""
+    variant = model_config.get("variant", "custom")
+    return SIZES[variant][1] if variant in SIZES else int(model_config.depth)

@@ -1,0 +1,288 @@
+"""A procedural action/scene video dataset: real H.264 .mp4 files, lists and true actor masks.
+
+The action is a motion pattern of one foreground actor whose appearance (colour, texture, shape,
+size, speed, start position) is random; the scene is the static background: a texture class with its
+own layout and colour palette, randomly jittered per video. In the training split each action sits in
+its "home" scene (action a -> scene a mod S) with probability `correlation` (0.9 by default), so the
+scene is a strong shortcut for the action; the evaluation splits break it:
+
+- val_seen    actions in their home scene (seen combinations)
+- val_unseen  actions in any other scene (unseen combinations)
+- scene_only  backgrounds without an actor (action label -1)
+
+Lists are 'videos/<split>/<name>.mp4 action scene' relative to the output directory; true actor masks
+(bool (T, H, W), compressed .npz) sit in masks/<split>/<name>.npz; dataset.json records the spec and
+class names. Everything is a pure function of the seed (x264 runs single-threaded).
+"""
+
+from __future__ import annotations
+
+import colorsys
+import dataclasses
+import json
+import math
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+import numpy as np
+
+ACTIONS = ("sway", "bounce", "circle", "diagonal", "pulse", "spin", "figure_eight", "shake")
+SCENES = ("stripes", "columns", "checker", "rings", "diagonals", "horizon", "dots", "waves")
+SPLITS = ("train", "val_seen", "val_unseen", "scene_only")
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    num_actions: int = 6
+    num_scenes: int = 6
+    height: int = 64
+    width: int = 64
+    frames: int = 40
+    fps: int = 25
+    train_per_action: int = 40
+    val_per_action: int = 10  # each of val_seen and val_unseen
+    scene_only_per_scene: int = 10
+    correlation: float = 0.9  # fraction of training clips in the action's home scene
+    noise: float = 2.0  # per-frame pixel noise (uint8 units)
+    crf: int = 18
+    seed: int = 0
+
+    def __post_init__(self):
+        if not 1 <= self.num_actions <= len(ACTIONS):
+            raise ValueError(f"num_actions={self.num_actions}; expected 1..{len(ACTIONS)}")
+        if not 2 <= self.num_scenes <= 4 * len(SCENES):
+            raise ValueError(f"num_scenes={self.num_scenes}; expected 2..{4 * len(SCENES)}")
+        if self.height % 2 or self.width % 2 or min(self.height, self.width) < 16:
+            raise ValueError(f"size {self.height}x{self.width}: H.264 needs even sizes >= 16")
+        if not 0.0 <= self.correlation <= 1.0:
+            raise ValueError(f"correlation={self.correlation}; expected a value in [0, 1]")
+
+    def home_scene(self, action: int) -> int:
+        return action % self.num_scenes
+
+
+def _colour(hue: float, sat: float, val: float) -> np.ndarray:
+    return np.asarray(colorsys.hsv_to_rgb(hue % 1.0, sat, val), np.float32)
+
+
+def render_background(spec: Spec, scene: int, rng: np.random.Generator) -> np.ndarray:
+    """float32 (H, W, 3) in [0, 1] for scene class `scene` (pattern + palette, jittered per video)."""
+    height, width = spec.height, spec.width
+    pattern = SCENES[scene % len(SCENES)]
+    variant = scene // len(SCENES)  # scenes beyond len(SCENES) reuse patterns with other palettes
+    v, u = np.meshgrid(np.linspace(0, 1, height, dtype=np.float32), np.linspace(0, 1, width, dtype=np.float32),
+                       indexing="ij")
+    aspect = width / height
+    base_hue = (scene * 0.61803) % 1.0 + variant * 0.13
+    hue_a = base_hue + rng.uniform(-0.03, 0.03)
+    hue_b = hue_a + 0.5 + rng.uniform(-0.05, 0.05)
+    colour_a = _colour(hue_a, rng.uniform(0.35, 0.6), rng.uniform(0.55, 0.85))
+    colour_b = _colour(hue_b, rng.uniform(0.25, 0.5), rng.uniform(0.3, 0.55))
+    freq = rng.uniform(3.0, 4.5)
+    phase = rng.uniform(0, 1)
+    if pattern == "stripes":
+        level = np.sin(2 * np.pi * (freq * v + phase))
+    elif pattern == "columns":
+        level = np.sin(2 * np.pi * (freq * u * aspect + phase))
+    elif pattern == "checker":
+        level = np.sin(2 * np.pi * (freq * v + phase)) * np.sin(2 * np.pi * (freq * u * aspect + phase))
+    elif pattern == "rings":
+        cy, cx = rng.uniform(0.3, 0.7, 2)
+        level = np.sin(2 * np.pi * (freq * np.hypot(v - cy, (u - cx) * aspect) + phase))
+    elif pattern == "diagonals":
+        level = np.sin(2 * np.pi * (freq * 0.7 * (v + u * aspect) + phase))
+    elif pattern == "horizon":
+        horizon = rng.uniform(0.4, 0.65) + 0.05 * np.sin(2 * np.pi * (1.5 * u + phase))
+        level = np.where(v < horizon, 1.0 - 2.0 * v / horizon, -1.0 + 0.3 * np.sin(12 * np.pi * v))
+    elif pattern == "dots":
+        cell = freq * 1.4
+        dy = np.mod(v * cell + phase, 1.0) - 0.5
+        dx = np.mod(u * aspect * cell + phase, 1.0) - 0.5
+        level = np.where(np.hypot(dx, dy) < 0.28, 1.0, -1.0)
+    else:  # waves
+        level = np.sin(2 * np.pi * (freq * v + 0.15 * np.sin(2 * np.pi * (2 * u * aspect + phase))))
+    weight = (np.clip(level, -1, 1)[..., None] + 1.0) / 2.0
+    image = colour_a * weight + colour_b * (1.0 - weight)
+    texture = rng.normal(0.0, 0.025, (height, width, 1)).astype(np.float32)
+    return np.clip(image + texture, 0.0, 1.0)
+
+
+def _trajectory(action: str, spec: Spec, rng: np.random.Generator):
+    """Per-frame centre (y, x) in pixels, scale and rotation for one actor motion pattern."""
+    frames = np.arange(spec.frames, dtype=np.float32)
+    size = min(spec.height, spec.width)
+    period = rng.uniform(12.0, 20.0)
+    phase = rng.uniform(0, 2 * np.pi)
+    wave = np.sin(2 * np.pi * frames / period + phase)
+    amp = rng.uniform(0.2, 0.3) * size
+    direction = rng.choice([-1.0, 1.0])
+    ones = np.ones_like(frames)
+    y, x = np.zeros_like(frames), np.zeros_like(frames)
+    scale, angle = ones.copy(), np.full_like(frames, rng.uniform(0, np.pi))
+    if action == "sway":
+        x = amp * wave
+    elif action == "bounce":
+        y = -1.3 * amp * np.abs(np.sin(np.pi * frames / period + phase)) + 0.65 * amp
+    elif action == "circle":
+        x = amp * 0.8 * np.cos(direction * (2 * np.pi * frames / period + phase))
+        y = amp * 0.8 * np.sin(direction * (2 * np.pi * frames / period + phase))
+    elif action == "diagonal":
+        x, y = direction * amp * 0.75 * wave, amp * 0.75 * wave
+    elif action == "pulse":
+        scale = 1.15 + 0.55 * wave
+    elif action == "spin":  # an ellipse has a 180-degree symmetry: spin slowly enough for stride 4
+        angle = angle + direction * 2 * np.pi * frames / (2.2 * period)
+    elif action == "figure_eight":
+        x = amp * np.sin(2 * np.pi * frames / (1.5 * period) + phase)
+        y = amp * 0.5 * np.sin(4 * np.pi * frames / (1.5 * period) + 2 * phase)
+    else:  # shake: small fast jitter in both axes
+        x = 0.3 * amp * np.sign(np.sin(2 * np.pi * frames / 4.0 + phase))
+        y = 0.3 * amp * np.sign(np.cos(2 * np.pi * frames / 6.0 + phase))
+    margin = 0.22 * size + np.abs(np.stack([y, x])).max(axis=1)
+    cy = rng.uniform(min(margin[0], spec.height / 2), max(spec.height - margin[0], spec.height / 2))
+    cx = rng.uniform(min(margin[1], spec.width / 2), max(spec.width - margin[1], spec.width / 2))
+    return cy + y, cx + x, scale, angle
+
+
+def render_clip(spec: Spec, action: int, scene: int, rng: np.random.Generator
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """One clip: (frames uint8 (T, H, W, 3), actor mask bool (T, H, W)); action -1 = no actor."""
+    background = render_background(spec, scene, rng)
+    frames = np.repeat(background[None], spec.frames, axis=0)
+    mask = np.zeros((spec.frames, spec.height, spec.width), bool)
+    if action >= 0:
+        name = ACTIONS[action]
+        size = min(spec.height, spec.width)
+        radius = rng.uniform(0.13, 0.17) * size
+        elongation = rng.uniform(1.9, 2.4) if name == "spin" else rng.uniform(1.0, 1.6)
+        semi_a, semi_b = radius * math.sqrt(elongation), radius / math.sqrt(elongation)
+        hue = rng.uniform(0, 1)
+        body = _colour(hue, rng.uniform(0.6, 1.0), rng.uniform(0.75, 1.0))
+        trim = _colour(hue + rng.uniform(0.3, 0.7), rng.uniform(0.5, 1.0), rng.uniform(0.2, 0.5))
+        stripe_freq = rng.uniform(0.25, 0.45)
+        ys, xs = np.mgrid[0:spec.height, 0:spec.width].astype(np.float32)
+        for t, (cy, cx, scale, angle) in enumerate(zip(*_trajectory(name, spec, rng))):
+            dy, dx = ys - cy, xs - cx
+            along = dx * math.cos(angle) + dy * math.sin(angle)
+            across = -dx * math.sin(angle) + dy * math.cos(angle)
+            inside = (along / (semi_a * scale)) ** 2 + (across / (semi_b * scale)) ** 2
+            coverage = np.clip((1.0 - inside) * radius * scale / 2.0 + 0.5, 0.0, 1.0)  # ~1px soft edge
+            stripes = (np.sin(along * stripe_freq * 2) > 0.3)[..., None]
+            colour = np.where(stripes, trim, body)
+            frames[t] = frames[t] * (1.0 - coverage[..., None]) + colour * coverage[..., None]
+            mask[t] = coverage > 0.5
+    noise = rng.normal(0.0, spec.noise / 255.0, frames.shape).astype(np.float32)
+    frames = np.clip(np.round((frames + noise) * 255.0), 0, 255).astype(np.uint8)
+    return frames, mask
+
+
+def write_mp4(path: str, frames: np.ndarray, fps: int = 25, crf: int = 18, codec: str = "libx264") -> None:
+    """uint8 (T, H, W, 3) -> H.264 (yuv420p) .mp4 via PyAV (index first, 'faststart');
+    deterministic (one encoder thread)."""
+    import av
+
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with av.open(path, "w", options={"movflags": "faststart"}) as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1"}
+        stream.thread_count = 1
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def save_actor_mask(path: str, mask: np.ndarray) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    np.savez_compressed(path, mask=mask.astype(bool))
+
+
+def load_actor_mask(path: str) -> np.ndarray:
+    """bool (T, H, W) true actor mask written by the generator."""
+    with np.load(path) as data:
+        return data["mask"]
+
+
+def plan(spec: Spec) -> dict[str, list[tuple[int, int]]]:
+    """(action, scene) of every clip in every split, deterministic in spec.seed."""
+    rng = np.random.default_rng([spec.seed, 7919])
+    scenes = np.arange(spec.num_scenes)
+    splits: dict[str, list[tuple[int, int]]] = {name: [] for name in SPLITS}
+    for action in range(spec.num_actions):
+        home = spec.home_scene(action)
+        others = scenes[scenes != home]
+        for _ in range(spec.train_per_action):
+            scene = home if rng.uniform() < spec.correlation else int(rng.choice(others))
+            splits["train"].append((action, scene))
+        splits["val_seen"] += [(action, home)] * spec.val_per_action
+        splits["val_unseen"] += [(action, int(others[i % len(others)])) for i in range(spec.val_per_action)]
+    for scene in range(spec.num_scenes):
+        splits["scene_only"] += [(-1, scene)] * spec.scene_only_per_scene
+    return splits
+
+
+def _make_one(job: tuple[Spec, str, int, int, int, str]) -> tuple[str, int]:
+    spec, split, number, action, scene, out = job
+    rng = np.random.default_rng([spec.seed, SPLITS.index(split), number])
+    frames, mask = render_clip(spec, action, scene, rng)
+    name = f"{split}_{number:05d}"
+    video = os.path.join("videos", split, name + ".mp4")
+    write_mp4(os.path.join(out, video), frames, spec.fps, spec.crf)
+    if action >= 0:
+        save_actor_mask(os.path.join(out, "masks", split, name + ".npz"), mask)
+    return f"{video} {action} {scene}", os.path.getsize(os.path.join(out, video))
+
+
+def generate(out: str, spec: Spec = Spec(), workers: int = 1, splits: tuple[str, ...] = SPLITS,
+             progress: bool = False) -> dict[str, Any]:
+    """Writes the dataset under `out`; returns (and saves as dataset.json) a summary with list paths."""
+    start = time.time()
+    os.makedirs(out, exist_ok=True)
+    layout = plan(spec)
+    jobs = [(spec, split, number, action, scene, out)
+            for split in splits for number, (action, scene) in enumerate(layout[split])]
+    if workers > 1:
+        # spawn, not fork: the caller may already run JAX / TensorFlow threads
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            results = list(pool.map(_make_one, jobs, chunksize=8))
+    else:
+        results = []
+        for index, job in enumerate(jobs):
+            results.append(_make_one(job))
+            if progress and (index + 1) % 50 == 0:
+                print(f"  {index + 1}/{len(jobs)} clips", flush=True)
+    lines = iter(results)
+    lists = {}
+    for split in splits:
+        path = os.path.join(out, f"{split}.txt")
+        with open(path, "w") as handle:
+            for _ in layout[split]:
+                handle.write(next(lines)[0] + "\n")
+        lists[split] = path
+    summary = {
+        "spec": dataclasses.asdict(spec),
+        "actions": list(ACTIONS[:spec.num_actions]),
+        "scenes": [SCENES[s % len(SCENES)] + (f"_{s // len(SCENES)}" if s >= len(SCENES) else "")
+                   for s in range(spec.num_scenes)],
+        "home_scene": {ACTIONS[a]: spec.home_scene(a) for a in range(spec.num_actions)},
+        "counts": {split: len(layout[split]) for split in splits},
+        "lists": {split: os.path.basename(path) for split, path in lists.items()},
+        "video_bytes": int(sum(size for _, size in results)),
+        "seconds": round(time.time() - start, 2),
+    }
+    with open(os.path.join(out, "dataset.json"), "w") as handle:
+        json.dump(summary, handle, indent=2)
+    return summary
+
+
+def data_settings(out: str, spec: Spec = Spec()) -> dict[str, Any]:
+    """config.data values that train on a generated dataset (for a recipe or --config.data.* flags);
+    the evaluation suites are val_seen.txt (seen), val_unseen.txt and scene_only.txt (unseen)."""
+    return {"root": out, "train_list": "train.txt", "num_actions": spec.num_actions,
+            "num_scenes": spec.num_scenes, "scene_source": "list"}

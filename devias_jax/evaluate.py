@@ -1,0 +1,149 @@
+"""Multi-view evaluation over the configured suites -> <workdir>/eval/report.json and the paper's table.
+
+Each suite (config.eval.suites) names a list, the tasks it scores (action, scene) and its group (seen,
+unseen). Softmax probabilities are averaged over a video's views (2 temporal x 3 spatial by default)
+on device; per-video probabilities are gathered to every host, padded clips dropped, and scored.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any, Callable, Iterable, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from jax.sharding import Mesh
+
+from devias_jax import report as report_lib
+from devias_jax import sharding
+from devias_jax.preprocess import normalize_uint8
+
+PROB_OUTPUTS = {"action_logits": "action_probs", "scene_logits": "scene_probs"}
+
+
+def make_predict_fn(graphdef: nnx.GraphDef, feature_names: Iterable[str] = ()) -> Callable:
+    """jit: (params, clips uint8 (b, V, T, H, W, 3)) -> per-video softmax probabilities averaged over
+    the V views, plus any named outputs (e.g. 'action_feature') averaged likewise."""
+    feature_names = tuple(feature_names)
+
+    @jax.jit
+    def predict(params, clips):
+        batch, views = clips.shape[:2]
+        x = normalize_uint8(clips.reshape((batch * views,) + clips.shape[2:]))  # (b*V, T, H, W, 3)
+        outputs = nnx.merge(graphdef, params)(x, train=False)
+        result = {}
+        for name, prob_name in PROB_OUTPUTS.items():
+            if name in outputs:
+                probs = jax.nn.softmax(outputs[name].astype(jnp.float32), axis=-1)
+                result[prob_name] = probs.reshape(batch, views, -1).mean(axis=1)  # (b, C)
+        for name in feature_names:
+            value = outputs[name].astype(jnp.float32)
+            result[name] = value.reshape((batch, views) + value.shape[1:]).mean(axis=1)
+        return result
+
+    return predict
+
+
+def _gather(tree: Any) -> Any:
+    """Device arrays sharded over the batch -> full numpy arrays on every process."""
+    if jax.process_count() == 1:
+        return jax.tree.map(np.asarray, tree)
+    from jax.experimental import multihost_utils
+
+    return jax.tree.map(np.asarray, multihost_utils.process_allgather(tree, tiled=True))
+
+
+def run_predictions(predict: Callable, params: Any, batches: Iterable[Mapping[str, np.ndarray]], mesh: Mesh,
+                    num_batches: int | None = None, label: str = "") -> dict[str, np.ndarray]:
+    """Runs `predict` over eval batches; returns per-video arrays in list order (padding removed):
+    the predict outputs plus 'action', 'scene', 'index'."""
+    collected: dict[str, list[np.ndarray]] = {}
+    show = jax.process_index() == 0 and label
+    start = time.perf_counter()
+    for i, batch in enumerate(batches):
+        arrays = sharding.to_global(batch, mesh)
+        outputs = predict(params, arrays["clips"])
+        host = _gather({**outputs, "action": arrays["action"], "scene": arrays["scene"],
+                        "index": arrays["index"], "valid": arrays["valid"]})
+        for name, value in host.items():
+            collected.setdefault(name, []).append(value)
+        if show:
+            total = f"/{num_batches}" if num_batches else ""
+            print(f"\r  eval {label}: batch {i + 1}{total} ({time.perf_counter() - start:.0f}s)", end="",
+                  file=sys.stderr, flush=True)
+    if show:
+        print(file=sys.stderr)
+    if not collected:
+        raise ValueError(f"evaluation list for {label or 'a suite'} produced no batches")
+    merged = {name: np.concatenate(parts) for name, parts in collected.items()}
+    valid = merged.pop("valid").astype(bool)
+    order = np.argsort(merged["index"][valid], kind="stable")
+    return {name: value[valid][order] for name, value in merged.items()}
+
+
+def evaluate_suites(config: Any, graphdef: nnx.GraphDef, params: Any, mesh: Mesh, workdir: str,
+                    step: int | None = None) -> dict[str, Any]:
+    """Scores every suite in config.eval.suites, writes <workdir>/eval/report.json, prints the table."""
+    from devias_jax.data import pipeline
+
+    predict = make_predict_fn(graphdef)
+    suites = {}
+    for name, suite in config.eval.suites.items():
+        tasks = [t.strip() for t in suite.tasks.split(",") if t.strip()]
+        batches = pipeline.eval_batches(config, suite.list, batch_size=config.eval.batch_size // jax.process_count(),
+                                        process_index=jax.process_index(), process_count=jax.process_count())
+        results = run_predictions(predict, params, batches, mesh, len(batches), label=name)
+        scores = report_lib.suite_scores(tasks, results.get("action_probs"), results.get("scene_probs"),
+                                         results["action"], results["scene"])
+        suites[name] = {"group": suite.group, "tasks": tasks, "scores": scores}
+    report = report_lib.build_report(suites, scene_topk=config.eval.scene_topk)
+    if step is not None:
+        report["step"] = int(step)
+    if jax.process_index() == 0:
+        report_lib.write_report(report, os.path.join(workdir, "eval", "report.json"))
+        print(report_lib.format_suites(report))
+        print(report_lib.format_table({config.method: report}))
+    return report
+
+
+def evaluate_checkpoint(config: Any, workdir: str) -> dict[str, Any]:
+    """--mode=eval: the latest checkpoint in `workdir` (else config.init_from) on every suite."""
+    from devias_jax.models import build_model
+    from devias_jax.weights import read_params
+
+    sharding.initialize_distributed(config.distributed)
+    mesh = sharding.make_mesh(config.sharding.fsdp, num_devices=config.sharding.num_devices)
+    source = workdir if ckpt_source_exists(workdir) else config.init_from
+    if not source:
+        raise FileNotFoundError(f"no checkpoint in {workdir} and no config.init_from to evaluate")
+    model = build_model(config.model, rngs=nnx.Rngs(config.seed))
+    graphdef, params = nnx.split(model, nnx.Param)
+    params = params.to_pure_dict()
+    template = {path: tuple(v.shape) for path, v in _flat(params).items()}
+    loaded, report = read_params(source, template, config.model, strict=True)
+    params = jax.tree_util.tree_map_with_path(lambda kp, leaf: loaded[_path(kp)], params)
+    params = jax.device_put(params, sharding.replicated(mesh))
+    print(f"evaluating {source}: {report.summary()}", flush=True)
+    return evaluate_suites(config, graphdef, params, mesh, workdir)
+
+
+def ckpt_source_exists(workdir: str) -> bool:
+    from devias_jax.checkpoint import find_training_checkpoint
+
+    return os.path.isdir(workdir) and find_training_checkpoint(workdir) is not None
+
+
+def _flat(tree):
+    from devias_jax.param_rules import flat_values
+
+    return flat_values(tree)
+
+
+def _path(keypath):
+    from devias_jax.param_rules import path_str
+
+    return path_str(keypath)

@@ -1,0 +1,339 @@
+"""DEVIAS (REFERENCE §3-§5): ViT backbone -> disentangling encoder (slots) -> unified head + action mask decoder.
+
+The module is a VideoMAE ViT (no pooling, final `norm` on the tokens) with three more children:
+`slot_attention` (the disentangling encoder; `agg_block` in the authors' PyTorch model),
+`mask_predictor` (the action mask decoder) and `head` (one Linear D -> C_a + C_s applied to every slot).
+Parameter paths read `patch_embed/...`, `blocks/i/...`, `norm/...`, `slot_attention/...`,
+`mask_predictor/...`, `head/...`; `torch_key` maps them to the official names.
+
+`DEVIASDownstream` keeps the backbone and the slots and replaces the head by a fusion head
+(models/heads.py) for transfer learning.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import re
+from typing import Any, Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from devias_jax.models.heads import FUSIONS, ConcatFusionHead, GAPHead
+from devias_jax.models.slot_attention import SlotAttention, SlotAttentionConfig
+from devias_jax.models.vit import VisionTransformer, ViTConfig, trunc_normal, vit_config_from
+
+
+# ----------------------------------------------------------------------------------------------------
+# Configuration
+# ----------------------------------------------------------------------------------------------------
+
+
+def class_counts(model_config: Any) -> tuple[int, int]:
+    """(C_a, C_s) from `config.model.num_actions` / `config.model.num_scenes`, checked."""
+    num_actions, num_scenes = int(model_config.num_actions), int(model_config.num_scenes)
+    if num_actions < 1:
+        raise ValueError(f"config.model.num_actions={num_actions}; expected the number of action classes (>= 1)")
+    if num_scenes < 1:
+        raise ValueError(f"config.model.num_scenes={num_scenes}; expected the number of scene classes (>= 1)")
+    return num_actions, num_scenes
+
+
+def backbone_config_from(model_config: Any) -> ViTConfig:
+    """The DEVIAS backbone: no pooling, no head, no extra tokens; the final `norm` acts on every token."""
+    return vit_config_from(model_config, pooling="none", num_classes=0, num_prefix_tokens=0,
+                           num_suffix_tokens=0, head_dropout=0.0)
+
+
+def slot_config_from(model_config: Any) -> SlotAttentionConfig:
+    """SlotAttentionConfig from `config.model` (slot_* fields), width taken from the backbone."""
+    get = model_config.get
+    return SlotAttentionConfig(
+        dim=backbone_config_from(model_config).embed_dim,
+        num_slots=int(get("num_slots", 2)),
+        num_iterations=int(get("slot_iterations", 4)),
+        num_heads=int(get("slot_heads", 4)),
+        head_dim=int(get("slot_head_dim", 512)),
+        mlp_ratio=float(get("slot_mlp_ratio", 4.0)),
+        softmax_axis=str(get("slot_softmax_axis", "slots")),
+        tied=bool(get("slot_tied", True)),
+        dtype=str(get("dtype", "float32")),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class DEVIASConfig:
+    vit: ViTConfig  # pooling 'none', no head: the final `norm` is applied to every token
+    slots: SlotAttentionConfig
+    num_actions: int
+    num_scenes: int
+    mask_decoder_dims: tuple[int, ...] = (512, 256)
+    head_dropout: float = 0.0  # dropout before the unified head (official 0.5 on UCF-101)
+    head_init_scale: float = 0.001
+
+    @property
+    def num_outputs(self) -> int:
+        return self.num_actions + self.num_scenes
+
+    @property
+    def mask_size(self) -> int:
+        """Spatial tokens of one frame: (H/16) * (W/16) (196 at 224)."""
+        _, height, width = self.vit.grid
+        return height * width
+
+
+def devias_config_from(model_config: Any) -> DEVIASConfig:
+    num_actions, num_scenes = class_counts(model_config)
+    dims = tuple(int(d) for d in model_config.get("mask_decoder_dims", (512, 256)))
+    if not dims or min(dims) < 1:
+        raise ValueError(f"config.model.mask_decoder_dims={dims}; expected positive hidden widths, e.g. (512, 256)")
+    return DEVIASConfig(
+        vit=backbone_config_from(model_config),
+        slots=slot_config_from(model_config),
+        num_actions=num_actions,
+        num_scenes=num_scenes,
+        mask_decoder_dims=dims,
+        head_dropout=float(model_config.get("head_dropout", 0.0)),
+        head_init_scale=float(model_config.get("head_init_scale", 0.001)),
+    )
+
+
+# ----------------------------------------------------------------------------------------------------
+# Modules
+# ----------------------------------------------------------------------------------------------------
+
+
+class MaskDecoder(nnx.Module):
+    """Action mask decoder: MLP D -> 512 -> 256 -> (H/16 * W/16) with ReLU between; returns LOGITS.
+
+    The probability (sigmoid) is taken by the caller, so the loss can use a stable log-sigmoid.
+    """
+
+    def __init__(self, dim: int, hidden_dims: tuple[int, ...], mask_size: int, rngs: nnx.Rngs, dtype):
+        widths = (dim, *hidden_dims, mask_size)
+        # fc1, fc2, fc3 ... map to the PyTorch Sequential indices decoder.0, .2, .4 (ReLUs in between).
+        for index, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:]), start=1):
+            setattr(self, f"fc{index}", nnx.Linear(fan_in, fan_out, dtype=dtype, kernel_init=trunc_normal(0.02),
+                                                   rngs=rngs))
+        self.num_layers = len(widths) - 1
+
+    def __call__(self, slots: jax.Array) -> jax.Array:
+        x = slots
+        for index in range(1, self.num_layers + 1):
+            x = getattr(self, f"fc{index}")(x)
+            if index < self.num_layers:
+                x = jax.nn.relu(x)
+        return x.astype(jnp.float32)  # (B, K, mask_size)
+
+
+def take_slot(values: jax.Array, slot: jax.Array) -> jax.Array:
+    """values (B, K, ...) and slot indices (B,) -> values[b, slot[b]] (B, ...)."""
+    index = slot.reshape((-1,) + (1,) * (values.ndim - 1))
+    return jnp.take_along_axis(values, index.astype(jnp.int32), axis=1)[:, 0]
+
+
+def select_slots(logits: jax.Array, num_actions: int) -> tuple[jax.Array, jax.Array]:
+    """Inference-time slot roles (REFERENCE §4): softmax over all C_a + C_s outputs of each slot; the action
+    slot is the argmax over slots of the max action probability, the scene slot (chosen independently,
+    it may coincide) the argmax of the max scene probability. logits (B, K, C) -> two (B,) int32."""
+    probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)  # (B, K, C)
+    action_slot = jnp.argmax(probs[..., :num_actions].max(axis=-1), axis=1)
+    scene_slot = jnp.argmax(probs[..., num_actions:].max(axis=-1), axis=1)
+    return action_slot.astype(jnp.int32), scene_slot.astype(jnp.int32)
+
+
+class DEVIAS(VisionTransformer):
+    """clips (B, T, H, W, 3) normalised -> dict (shapes with K slots, N tokens, P = H/16 * W/16):
+
+    tokens (B, N, D), slots (B, K, D), attention (B, K, N), logits (B, K, C_a + C_s),
+    action_mask (B, K, P) probabilities and action_mask_logits (B, K, P), action_slot / scene_slot (B,)
+    (inference selection), action_logits (B, C_a) / scene_logits (B, C_s) of the selected slots and
+    action_feature / scene_feature (B, D) = the selected slots.
+    """
+
+    def __init__(self, cfg: DEVIASConfig, *, rngs: nnx.Rngs):
+        super().__init__(cfg.vit, rngs=rngs)
+        self.devias_cfg = cfg
+        dim = cfg.vit.embed_dim
+        dtype = cfg.vit.compute_dtype
+        self.slot_attention = SlotAttention(cfg.slots, rngs=rngs)
+        self.mask_predictor = MaskDecoder(dim, cfg.mask_decoder_dims, cfg.mask_size, rngs, dtype)
+        # The ViT set head / head_dropout to None (static); mark the replacements as data.
+        self.head_dropout = nnx.data(nnx.Dropout(cfg.head_dropout))
+        self.head = nnx.data(nnx.Linear(dim, cfg.num_outputs, dtype=dtype,
+                                        kernel_init=trunc_normal(0.02, cfg.head_init_scale), rngs=rngs))
+
+    def __call__(self, clips: jax.Array, train: bool = False, rngs: nnx.Rngs | None = None) -> dict[str, jax.Array]:
+        cfg = self.devias_cfg
+        tokens = self.encode(clips, train, rngs)  # (B, N, D), after the final norm
+        slots, attention = self.slot_attention(tokens)  # (B, K, D), (B, K, N)
+        logits = self.head(self.head_dropout(slots, deterministic=not train, rngs=rngs)).astype(jnp.float32)
+        mask_logits = self.mask_predictor(slots)  # (B, K, P)
+        action_slot, scene_slot = select_slots(logits, cfg.num_actions)
+        return {
+            "tokens": tokens,
+            "slots": slots,
+            "attention": attention,
+            "logits": logits,  # (B, K, C_a + C_s)
+            "action_mask": jax.nn.sigmoid(mask_logits),
+            "action_mask_logits": mask_logits,
+            "action_slot": action_slot,
+            "scene_slot": scene_slot,
+            "action_logits": take_slot(logits, action_slot)[:, :cfg.num_actions],  # (B, C_a)
+            "scene_logits": take_slot(logits, scene_slot)[:, cfg.num_actions:],  # (B, C_s)
+            "action_feature": take_slot(slots, action_slot),  # (B, D)
+            "scene_feature": take_slot(slots, scene_slot),
+        }
+
+
+class DEVIASDownstream(VisionTransformer):
+    """DEVIAS backbone + slots with a fusion head for transfer (REFERENCE §9 Table 5).
+
+    fusion 'concat': the slots at `action_slot_index` / `scene_slot_index` (fixed roles: the paper finds the
+    inference assignment constant, supplementary F.7) -> ConcatFusionHead. fusion 'gap': mean of the
+    backbone tokens -> GAPHead (no slots are built). Returns action_logits (B, C) and features.
+    """
+
+    def __init__(self, cfg: DEVIASConfig, fusion: str, num_classes: int, action_slot_index: int,
+                 scene_slot_index: int, fusion_norm: bool, *, rngs: nnx.Rngs):
+        super().__init__(cfg.vit, rngs=rngs)
+        if fusion not in FUSIONS:
+            raise ValueError(f"config.model.fusion={fusion!r}; expected one of {FUSIONS}")
+        for key, index in (("action_slot_index", action_slot_index), ("scene_slot_index", scene_slot_index)):
+            if not 0 <= index < cfg.slots.num_slots:
+                raise ValueError(f"config.model.{key}={index}; expected a slot index in [0, {cfg.slots.num_slots})")
+        self.devias_cfg = cfg
+        self.fusion = fusion
+        self.slot_indices = (int(action_slot_index), int(scene_slot_index))
+        dim, dtype = cfg.vit.embed_dim, cfg.vit.compute_dtype
+        if fusion == "concat":
+            self.slot_attention = SlotAttention(cfg.slots, rngs=rngs)
+            self.fusion_head = ConcatFusionHead(dim, num_classes, rngs=rngs, dropout=cfg.head_dropout,
+                                                fusion_norm=fusion_norm, init_scale=cfg.head_init_scale,
+                                                dtype=dtype)
+        else:
+            self.slot_attention = None
+            self.fusion_head = GAPHead(dim, num_classes, rngs=rngs, dropout=cfg.head_dropout,
+                                       init_scale=cfg.head_init_scale, dtype=dtype)
+
+    def __call__(self, clips: jax.Array, train: bool = False, rngs: nnx.Rngs | None = None) -> dict[str, jax.Array]:
+        tokens = self.encode(clips, train, rngs)  # (B, N, D)
+        out = {"tokens": tokens}
+        if self.slot_attention is not None:
+            slots, attention = self.slot_attention(tokens)  # (B, K, D), (B, K, N)
+            action_feature, scene_feature = slots[:, self.slot_indices[0]], slots[:, self.slot_indices[1]]
+            logits, fused = self.fusion_head(action_feature, scene_feature, train=train, rngs=rngs)
+            out.update(slots=slots, attention=attention, scene_feature=scene_feature, fused_feature=fused,
+                       action_feature=action_feature)
+        else:
+            logits, pooled = self.fusion_head(tokens, train=train, rngs=rngs)
+            out.update(action_feature=pooled)
+        out["action_logits"] = logits  # (B, C)
+        return out
+
+
+# ----------------------------------------------------------------------------------------------------
+# The authors' checkpoint layout
+# ----------------------------------------------------------------------------------------------------
+
+# Flax path (after the generic '/' -> '.', kernel/scale -> weight rule) -> official PyTorch key.
+_TORCH_RENAMES = [
+    (re.compile(r"^slot_attention\.latents$"), "agg_block.latents"),
+    (re.compile(r"^slot_attention\.layers\.(\d+)\.attn\.(norm|norm_context)\."), r"agg_block.layers.\1.0.\2."),
+    (re.compile(r"^slot_attention\.layers\.(\d+)\.attn\.(to_q|to_k|to_v)\."), r"agg_block.layers.\1.0.fn.\2."),
+    (re.compile(r"^slot_attention\.layers\.(\d+)\.attn\.to_out\."), r"agg_block.layers.\1.0.fn.to_out.0."),
+    (re.compile(r"^slot_attention\.layers\.(\d+)\.ff\.norm\."), r"agg_block.layers.\1.2.norm."),
+    (re.compile(r"^slot_attention\.layers\.(\d+)\.ff\.fc1\."), r"agg_block.layers.\1.2.fn.net.0."),
+    (re.compile(r"^slot_attention\.layers\.(\d+)\.ff\.fc2\."), r"agg_block.layers.\1.2.fn.net.3."),
+    (re.compile(r"^slot_attention\.last_norm\."), "agg_block.last_layer.0."),
+    (re.compile(r"^mask_predictor\.fc(\d+)\."), lambda m: f"mask_predictor.decoder.{2 * (int(m.group(1)) - 1)}."),
+]
+
+
+def torch_key(flax_path: str) -> str | None:
+    """'slot_attention/layers/0/attn/to_q/kernel' -> 'agg_block.layers.0.0.fn.to_q.weight', and so on."""
+    from devias_jax.convert import default_torch_key
+
+    key = default_torch_key(flax_path)
+    for pattern, replacement in _TORCH_RENAMES:
+        key, count = pattern.subn(replacement, key)
+        if count:
+            break
+    return key
+
+
+_SLOT_LAYER_KEY = re.compile(r"^agg_block\.layers\.(\d+)\.(.+)$")
+_UNUSED_KEYS = re.compile(r"^mask_predictor\.conv")  # a convolutional decoder older checkpoints carry, unused
+
+
+def prepare_checkpoint(weights: Mapping[str, np.ndarray], model_config: Any) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Official DEVIAS weights -> weights this model reads, plus the keys deliberately dropped.
+
+    The official encoder ties its iterations by putting the same module object at every layer index, so
+    the file repeats the tied weights under agg_block.layers.0 .. M-1. The copies are verified equal and
+    index 0 is kept. The number of stored layers must equal `config.model.slot_iterations` (it is the
+    iteration count the model was trained with). Unused mask_predictor.conv* keys are dropped.
+    """
+    from devias_jax.convert import CheckpointError
+
+    dropped = sorted(k for k in weights if _UNUSED_KEYS.match(k))
+    kept = {k: v for k, v in weights.items() if not _UNUSED_KEYS.match(k)}
+    layers: dict[int, dict[str, np.ndarray]] = collections.defaultdict(dict)
+    for key, value in kept.items():
+        match = _SLOT_LAYER_KEY.match(key)
+        if match:
+            layers[int(match.group(1))][match.group(2)] = value
+    if not layers:
+        return kept, dropped
+    slots = slot_config_from(model_config)
+    indices = sorted(layers)
+    if indices != list(range(slots.num_iterations)):
+        raise CheckpointError(
+            f"the checkpoint's slot attention has layers {indices} ({len(indices)} iterations) but "
+            f"config.model.slot_iterations={slots.num_iterations}; set it to {len(indices)} to match the "
+            "trained model")
+    if slots.tied:
+        reference = layers[0]
+        for index in indices[1:]:
+            if set(layers[index]) != set(reference):
+                raise CheckpointError(f"slot attention layer {index} holds keys {sorted(layers[index])}, "
+                                      f"layer 0 holds {sorted(reference)}")
+            differing = [name for name in reference if not np.array_equal(layers[index][name], reference[name])]
+            if differing:
+                raise CheckpointError(
+                    f"the checkpoint's slot attention is not weight-tied: layer {index} differs from layer 0 in "
+                    f"{differing[:4]}; set config.model.slot_tied=False to load one parameter set per iteration")
+            dropped.extend(f"agg_block.layers.{index}.{name}" for name in layers[index])
+        kept = {k: v for k, v in kept.items() if not (_SLOT_LAYER_KEY.match(k) and
+                                                      int(_SLOT_LAYER_KEY.match(k).group(1)) > 0)}
+    return kept, sorted(dropped)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Registry entries (registered in devias_jax/models/__init__.py)
+# ----------------------------------------------------------------------------------------------------
+
+
+def build_devias(model_config: Any, rngs: nnx.Rngs) -> DEVIAS:
+    return DEVIAS(devias_config_from(model_config), rngs=rngs)
+
+
+def build_downstream(model_config: Any, rngs: nnx.Rngs) -> DEVIASDownstream:
+    num_classes = int(model_config.num_classes)
+    if num_classes < 1:
+        raise ValueError(f"config.model.num_classes={num_classes}; the downstream model needs the number of "
+                         "target classes (>= 1)")
+    get = model_config.get
+    return DEVIASDownstream(devias_config_from(model_config), str(get("fusion", "concat")), num_classes,
+                            int(get("action_slot_index", 0)), int(get("scene_slot_index", 1)),
+                            bool(get("fusion_norm", True)), rngs=rngs)
+
+
+# name -> (builder, torch_key, prepare(weights, model_config))
+REGISTRY: dict[str, tuple[Callable[..., nnx.Module], Callable[[str], str | None], Callable[..., Any]]] = {
+    "devias": (build_devias, torch_key, prepare_checkpoint),
+    "devias_downstream": (build_downstream, torch_key, prepare_checkpoint),
+}

@@ -1,0 +1,62 @@
+"""Downstream fusion heads for transfer from a disentangled model (REFERENCE §9, paper Table 5).
+
+- "concat": each selected slot -> its own Linear D -> D/2 + LayerNorm; the two halves are concatenated
+  (D), optionally LayerNorm'd, then ReLU, dropout and a Linear classifier. (The official fusion head
+  reuses the action layers for the scene token, REFERENCE §10; here each slot has its own projection.)
+- "gap": mean of the backbone tokens -> LayerNorm -> dropout -> Linear (VideoMAE's fine-tuning head).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from devias_jax.models.vit import trunc_normal
+
+FUSIONS = ("concat", "gap")
+
+
+def _linear(in_features: int, out_features: int, rngs: nnx.Rngs, dtype, init_scale: float = 1.0) -> nnx.Linear:
+    return nnx.Linear(in_features, out_features, dtype=dtype, kernel_init=trunc_normal(0.02, init_scale), rngs=rngs)
+
+
+class ConcatFusionHead(nnx.Module):
+    """(action slot, scene slot) each (B, D) -> logits (B, C), plus the fused feature (B, 2*(D//2))."""
+
+    def __init__(self, dim: int, num_classes: int, *, rngs: nnx.Rngs, dropout: float = 0.0,
+                 fusion_norm: bool = True, norm_eps: float = 1e-6, init_scale: float = 0.001,
+                 dtype=jnp.float32):
+        half = dim // 2
+        self.action_proj = _linear(dim, half, rngs, dtype)
+        self.action_norm = nnx.LayerNorm(half, epsilon=norm_eps, dtype=dtype, rngs=rngs)
+        self.scene_proj = _linear(dim, half, rngs, dtype)
+        self.scene_norm = nnx.LayerNorm(half, epsilon=norm_eps, dtype=dtype, rngs=rngs)
+        self.fusion_norm = nnx.LayerNorm(2 * half, epsilon=norm_eps, dtype=dtype, rngs=rngs) if fusion_norm else None
+        self.dropout = nnx.Dropout(dropout)
+        self.head = _linear(2 * half, num_classes, rngs, dtype, init_scale)
+
+    def __call__(self, action_slot: jax.Array, scene_slot: jax.Array, *, train: bool = False,
+                 rngs: nnx.Rngs | None = None) -> tuple[jax.Array, jax.Array]:
+        fused = jnp.concatenate([self.action_norm(self.action_proj(action_slot)),
+                                 self.scene_norm(self.scene_proj(scene_slot))], axis=-1)  # (B, 2*(D//2))
+        if self.fusion_norm is not None:
+            fused = self.fusion_norm(fused)
+        hidden = self.dropout(jax.nn.relu(fused), deterministic=not train, rngs=rngs)
+        return self.head(hidden).astype(jnp.float32), fused
+
+
+class GAPHead(nnx.Module):
+    """Backbone tokens (B, N, D) -> mean over tokens -> LN -> dropout -> logits (B, C); also the pooled (B, D)."""
+
+    def __init__(self, dim: int, num_classes: int, *, rngs: nnx.Rngs, dropout: float = 0.0,
+                 norm_eps: float = 1e-6, init_scale: float = 0.001, dtype=jnp.float32):
+        self.fc_norm = nnx.LayerNorm(dim, epsilon=norm_eps, dtype=dtype, rngs=rngs)
+        self.dropout = nnx.Dropout(dropout)
+        self.head = _linear(dim, num_classes, rngs, dtype, init_scale)
+
+    def __call__(self, tokens: jax.Array, *, train: bool = False,
+                 rngs: nnx.Rngs | None = None) -> tuple[jax.Array, jax.Array]:
+        pooled = self.fc_norm(tokens.mean(axis=1))  # (B, D)
+        hidden = self.dropout(pooled, deterministic=not train, rngs=rngs)
+        return self.head(hidden).astype(jnp.float32), pooled

@@ -1,0 +1,290 @@
+"""The trainer: one linear function, read top to bottom.
+
+setup -> data and durations -> shapes first (eval_shape) -> params and optimizer state created
+sharded -> resume (workdir) / init_from / scratch -> one jitted, donated train step -> loop with
+logging, evaluation, checkpoints and preemption -> final evaluation and plots.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from absl import logging
+from flax import nnx
+
+from devias_jax import checkpoint as ckpt_lib
+from devias_jax import losses, monitoring, optim, sharding
+from devias_jax.models import build_model
+from devias_jax.models.vit import backbone_depth
+from devias_jax.param_rules import flat_values, path_str
+from devias_jax.preprocess import to_unit
+from devias_jax.train_augment import device_augment
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or inf; the run stopped and the last good checkpoint was kept."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Durations:
+    """Every `*_epochs` / `*_steps` setting resolved to steps (0 = never)."""
+
+    steps_per_epoch: int
+    total_steps: int
+    warmup_steps: int
+    eval_every: int
+    checkpoint_every: int
+    log_every: int
+
+
+def resolve_durations(config: Any, train_size: int) -> Durations:
+    batch = config.train.batch_size
+    steps_per_epoch = train_size // batch
+    if steps_per_epoch < 1:
+        raise ValueError(f"the training list has {train_size} videos, fewer than one global batch "
+                         f"(config.train.batch_size={batch})")
+
+    def pick(steps: int, epochs: float) -> int:
+        if steps >= 0:
+            return int(steps)
+        return int(round(epochs * steps_per_epoch)) if epochs >= 0 else 0
+
+    train = config.train
+    total = pick(train.num_steps, train.num_epochs)
+    if total < 1:
+        raise ValueError("nothing to train: set config.train.num_epochs or config.train.num_steps > 0")
+    return Durations(steps_per_epoch=steps_per_epoch, total_steps=total,
+                     warmup_steps=pick(config.optim.warmup_steps, config.optim.warmup_epochs),
+                     eval_every=pick(train.eval_every_steps, train.eval_every_epochs),
+                     checkpoint_every=pick(train.checkpoint_every_steps, train.checkpoint_every_epochs),
+                     log_every=max(1, int(train.log_every_steps)))
+
+
+def _opt_state_shardings(abstract_opt_state: Any, abstract_params: Any, param_shardings: Any, mesh) -> Any:
+    """Optimizer-state leaves that mirror a parameter (Adam moments: same shape, path ending in the
+    parameter's path) take its sharding; everything else (step counts) is replicated."""
+    shapes = {path: tuple(leaf.shape) for path, leaf in flat_values(abstract_params).items()}
+    specs = flat_values(param_shardings)
+
+    def pick(keypath, leaf):
+        path = path_str(keypath)
+        for param_path, shape in shapes.items():
+            if (path == param_path or path.endswith("/" + param_path)) and tuple(leaf.shape) == shape:
+                return specs[param_path]
+        return sharding.replicated(mesh)
+
+    return jax.tree_util.tree_map_with_path(pick, abstract_opt_state)
+
+
+def _write_json(path: str, payload: Any) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as handle:
+        json.dump(payload, handle, indent=2, default=str)
+    os.replace(tmp, path)
+
+
+def train_and_evaluate(config: Any, workdir: str, *, step_hook: Callable[[int], None] | None = None) -> dict:
+    """Trains `config` in `workdir` (resuming if it holds a checkpoint); returns the final metrics.
+
+    step_hook(step) runs after every finished step (tests use it to simulate a preemption).
+    """
+    # ==================================================================== setup
+    sharding.initialize_distributed(config.distributed)
+    mesh = sharding.make_mesh(config.sharding.fsdp, num_devices=config.sharding.num_devices)
+    is_main = jax.process_index() == 0
+    os.makedirs(workdir, exist_ok=True)
+    if is_main:
+        _write_json(os.path.join(workdir, "config.json"), config.to_dict())
+    writer = monitoring.MetricWriter(workdir, enabled=is_main)
+    logging.info("mesh %s over %d devices (%d processes)", dict(mesh.shape), jax.device_count(),
+                 jax.process_count())
+
+    # ==================================================================== data and durations
+    from devias_jax.data import annotations, pipeline  # tf.data lives here; imported only to train
+
+    lists = annotations.validate(config)  # bad lines / labels / files fail here, before any compile
+    train_size = len(lists["train"])
+    global_batch = config.train.batch_size
+    local_batch = sharding.local_batch_size(global_batch, mesh)
+    durations = resolve_durations(config, train_size)
+    logging.info("%d training videos, %d steps per epoch, %d steps, global batch %d (%d per process)",
+                 train_size, durations.steps_per_epoch, durations.total_steps, global_batch, local_batch)
+
+    # ==================================================================== model and optimizer: shapes first
+    abstract_model = nnx.eval_shape(lambda: build_model(config.model, rngs=nnx.Rngs(0)))
+    graphdef, abstract_params, abstract_rest = nnx.split(abstract_model, nnx.Param, ...)
+    abstract_params = abstract_params.to_pure_dict()
+    if jax.tree.leaves(abstract_rest):
+        raise ValueError("the model holds non-parameter state; the trainer only carries nnx.Param")
+    param_shardings = sharding.param_shardings(abstract_params, mesh, config.sharding)
+    depth = backbone_depth(config.model)
+    tx, schedule = optim.make_optimizer(config.optim, abstract_params, depth=depth,
+                                        global_batch_size=global_batch, total_steps=durations.total_steps,
+                                        warmup_steps=durations.warmup_steps)
+    opt_shardings = _opt_state_shardings(jax.eval_shape(tx.init, abstract_params), abstract_params,
+                                         param_shardings, mesh)
+    state_shardings = {"params": param_shardings, "opt_state": opt_shardings, "step": sharding.replicated(mesh)}
+    if is_main:
+        logging.info("parameter groups:\n%s", optim.describe_groups(abstract_params, config.optim, depth))
+        count = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(abstract_params))
+        print(f"model {config.model.name}: {count / 1e6:.2f}M parameters; {durations.total_steps} steps of "
+              f"{global_batch} clips on {jax.device_count()} {jax.devices()[0].platform} device(s)", flush=True)
+
+    # ==================================================================== params and optimizer state, created sharded
+    root_key = jax.random.key(config.seed)
+
+    def init_state_fn(key):
+        model = build_model(config.model, rngs=nnx.Rngs(params=key))
+        params = nnx.state(model, nnx.Param).to_pure_dict()
+        return {"params": params, "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32)}
+
+    init_state = jax.jit(init_state_fn, out_shardings=state_shardings)
+
+    # ==================================================================== resume / init_from / scratch
+    checkpoints = ckpt_lib.Checkpoints(os.path.join(workdir, "checkpoints"), config.checkpoint,
+                                       best_metric=config.eval.best_metric, best_mode="max")
+    abstract_state = jax.tree.map(lambda leaf, spec: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=spec),
+                                  jax.eval_shape(init_state, root_key), state_shardings)
+    latest = checkpoints.latest_step()
+    if latest is not None:
+        state, meta = checkpoints.restore(latest, abstract_state)
+        logging.info("resumed from %s step %d", checkpoints.directory, latest)
+        print(f"resumed from step {latest}", flush=True)
+    else:
+        state = init_state(jax.random.fold_in(root_key, 0))
+        if config.init_from:
+            state["params"] = _load_init_from(config, state["params"], param_shardings)
+    start_step = int(jax.device_get(state["step"]))
+
+    # ==================================================================== the train step
+    dropout_root = jax.random.fold_in(root_key, 1)
+    augment_root = jax.random.fold_in(root_key, 2)
+    mix_groups = config.augment.mix_groups or int(np.prod([mesh.shape[a] for a in sharding.BATCH_AXES]))
+
+    def train_step(state, batch):
+        step = state["step"]
+        clips01 = to_unit(batch["clips"])  # (B, T, H, W, 3) in [0, 1]
+        targets = {"action": batch["action"], "scene": batch["scene"]}
+        clips, targets = device_augment(config, jax.random.fold_in(augment_root, step), clips01, targets,
+                                        groups=mix_groups)
+        dropout_key = jax.random.fold_in(dropout_root, step)
+
+        def loss_fn(params):
+            model = nnx.merge(graphdef, params)
+            outputs = model(clips, train=True, rngs=nnx.Rngs(dropout=dropout_key))
+            return losses.compute_loss(config, outputs, targets)
+
+        (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+        updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+        params = optax.apply_updates(state["params"], updates)
+        metrics = {**metrics, "loss": loss, "grad_norm": optax.global_norm(grads),
+                   "lr": schedule(step // config.optim.update_freq)}
+        return {"params": params, "opt_state": opt_state, "step": step + 1}, metrics
+
+    batch_shardings = {name: sharding.batch_sharding(mesh, ndim)
+                       for name, ndim in (("clips", 5), ("action", 1), ("scene", 1), ("index", 1))}
+    train_step = jax.jit(train_step, in_shardings=(state_shardings, batch_shardings),
+                         out_shardings=(state_shardings, sharding.replicated(mesh)), donate_argnums=(0,))
+
+    # ==================================================================== loop
+    from devias_jax.evaluate import evaluate_suites
+
+    stream = pipeline.train_batches(config, global_batch_size=global_batch, process_index=jax.process_index(),
+                                    process_count=jax.process_count(), seed=config.seed, start_step=start_step)
+    progress = monitoring.Progress(durations.total_steps, start_step, global_batch, enabled=is_main)
+    watch = ckpt_lib.PreemptionWatch()
+    history: list[tuple[int, dict]] = []  # device metrics since the last log step
+    last_report: dict = {}
+    last_train: dict = {}
+
+    def pull_history() -> dict[str, float]:
+        host = [(s, jax.device_get(m)) for s, m in history]
+        history.clear()
+        for s, values in host:
+            if not np.isfinite(values["loss"]):
+                raise NonFiniteLossError(f"non-finite loss ({values['loss']}) at step {s}; stopped. The last "
+                                         f"good checkpoint is kept in {checkpoints.directory} "
+                                         f"(steps {checkpoints.all_steps()})")
+        return monitoring.mean_metrics([values for _, values in host])
+
+    def save(step: int, metrics: dict | None = None) -> None:
+        checkpoints.save(step, state, {"step": step, "epoch": step / durations.steps_per_epoch,
+                                       "time": time.time()}, metrics=metrics)
+
+    def run_eval(step: int) -> dict:
+        report = evaluate_suites(config, graphdef, state["params"], mesh, workdir, step=step)
+        headline = {k: report[k] for k in ("action_seen", "action_unseen", "scene_seen", "scene_unseen",
+                                           "scene_seen_top1", "scene_unseen_top1", "harmonic_mean")}
+        writer.write(step, headline, split="eval")
+        return report
+
+    step = start_step
+    try:
+        for step in range(start_step + 1, durations.total_steps + 1):  # `step` = steps finished after this one
+            batch = sharding.to_global(next(stream), mesh)
+            state, metrics = train_step(state, batch)
+            history.append((step, metrics))
+            if step_hook is not None:
+                step_hook(step)
+            is_last = step == durations.total_steps
+            if step % durations.log_every == 0 or is_last:
+                last_train = pull_history()
+                clips_per_second = progress.update(step, last_train)
+                writer.write(step, {**last_train, "clips_per_second": clips_per_second})
+            eval_now = bool(config.eval.suites) and (
+                is_last or (durations.eval_every and step % durations.eval_every == 0))
+            save_now = is_last or (durations.checkpoint_every and step % durations.checkpoint_every == 0)
+            if eval_now:
+                last_report = run_eval(step)
+            if save_now or eval_now:
+                pull_history()  # never save a state reached through a non-finite loss
+                save(step, {config.eval.best_metric: last_report[config.eval.best_metric]}
+                     if eval_now and config.eval.best_metric else None)
+            if not is_last and watch.should_stop(step, sync=step % durations.log_every == 0):
+                pull_history()
+                save(step)
+                checkpoints.wait()
+                print(f"stopped at step {step} on request; the run resumes from this step", flush=True)
+                return {"stopped_at": step, **last_train}
+    finally:
+        checkpoints.close()
+        watch.restore_handlers()
+        writer.close()
+
+    # ==================================================================== end: plots
+    if is_main and config.train.plot_curves:
+        from devias_jax.visualize import plot_training_curves
+
+        plot_training_curves(monitoring.read_metrics(workdir), os.path.join(workdir, "training_curves.png"))
+    return {"step": step, **last_train, **{k: v for k, v in last_report.items() if k != "suites"}}
+
+
+def _load_init_from(config: Any, params: Any, param_shardings: Any) -> Any:
+    """Copies `config.init_from` weights into freshly initialised params. Parameters matching
+    config.checkpoint.init_skip (default: heads) keep their initial values when the checkpoint's shape
+    differs (e.g. a new class count); any other mismatch is an error."""
+    from devias_jax import convert
+    from devias_jax.weights import read_params
+
+    template = {path: tuple(leaf.shape) for path, leaf in flat_values(params).items()}
+    try:
+        loaded, report = read_params(config.init_from, template, config.model)
+    except convert.CheckpointError as error:
+        if not config.checkpoint.init_skip or "shape mismatch" not in str(error):
+            raise
+        loaded, report = read_params(config.init_from, template, config.model, skip=config.checkpoint.init_skip)
+    print(f"init_from {config.init_from}:\n{report.summary()}", flush=True)
+
+    def pick(keypath, leaf, spec):
+        path = path_str(keypath)
+        return jax.device_put(loaded[path], spec) if path in loaded else leaf
+
+    return jax.tree_util.tree_map_with_path(pick, params, param_shardings)

@@ -1,0 +1,57 @@
+"""On-device batch augmentation inside the train step: FAME masks and their targets, scene mix, BE,
+mixup / cutmix and random erasing, chosen by the config (REFERENCE §6-§7). Pure jax; no host work."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+
+from devias_jax import masks
+from devias_jax.preprocess import normalize
+
+
+def uses_mask_targets(config: Any) -> bool:
+    """DEVIAS's mask losses (L_AMD, L_AG) need FAME targets of the clip."""
+    return config.model.name == "devias" and (config.loss.alpha > 0 or config.loss.beta > 0)
+
+
+def uses_mixup(config: Any) -> bool:
+    return config.augment.mixup_alpha > 0 or config.augment.cutmix_alpha > 0
+
+
+def device_augment(config: Any, key: jax.Array, clips01: jax.Array, targets: dict[str, jax.Array], *,
+                   groups: int) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """clips01 (B, T, H, W, 3) in [0, 1] -> (normalised model input, targets for losses.compute_loss).
+
+    Scene mix permutes within `groups` contiguous chunks of the batch (one per device by default, as
+    the official per-GPU mixing). The action label and the mask targets stay the foreground clip's; the
+    scene label becomes the background clip's.
+    """
+    aug = config.augment
+    targets = dict(targets)
+    mix_key, erase_key, mixup_key, random_erase_key = jax.random.split(key, 4)
+    fame = None
+    if uses_mask_targets(config) or aug.scene_mix_prob > 0:
+        blur = aug.fame_blur_size or masks.blur_size_for(clips01.shape[2], aug.fame_official_blur)
+        fame = masks.fame_targets(clips01, beta=aug.fame_beta, blur_size=blur, patch=config.model.patch_size,
+                                  tubelet_size=config.model.tubelet_size)
+    if uses_mask_targets(config):
+        targets["clip_mask_target"] = fame["m_clip"]  # (B, H/16 * W/16)
+        targets["tubelet_mask_target"] = fame["m_tub"]  # (B, N) in token order
+    if aug.scene_mix_prob > 0:
+        clips01, background, _ = masks.scene_mix(mix_key, clips01, fame["clip_mask"], aug.scene_mix_prob,
+                                                 groups=groups)
+        targets["scene"] = targets["scene"][background]
+    if aug.background_erase_max > 0:
+        clips01 = masks.background_erase(erase_key, clips01, aug.background_erase_max)
+    if uses_mixup(config):
+        soft = masks.smooth_one_hot(targets["action"], config.model.num_actions, config.loss.label_smoothing)
+        clips01, soft, _ = masks.mixup_cutmix(mixup_key, clips01, soft, mixup_alpha=aug.mixup_alpha,
+                                              cutmix_alpha=aug.cutmix_alpha, switch_prob=aug.mixup_switch_prob,
+                                              prob=aug.mixup_prob)
+        targets["action_soft"] = soft
+    clips = normalize(clips01)
+    if aug.random_erase_prob > 0:
+        clips = masks.random_erasing(random_erase_key, clips, prob=aug.random_erase_prob)
+    return clips, targets

@@ -1,0 +1,161 @@
+"""DEVIAS and the baselines: build from every recipe method, output contract, slot selection, token layout,
+dropout, the training step of scripts/benchmark.py, and config errors that name their key."""
+
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from devias_jax import config_validation, load_model
+from devias_jax.config_loading import load_config
+from devias_jax.models import build_model
+from devias_jax.models.devias import select_slots
+from tests.conftest import ROOT
+from tests.helpers import random_clips
+
+C_A, C_S = 101, 365  # ucf101 recipe: 101 actions, Places365 scenes
+B, N, P, D = 2, 8, 4, 32  # smoke: 4 frames of 32x32 -> 2x2x2 tokens, 2x2 patches per frame, width 32
+
+CONTRACT = {
+    "devias": {"action_logits": (B, C_A), "scene_logits": (B, C_S), "action_feature": (B, D),
+               "scene_feature": (B, D), "tokens": (B, N, D), "slots": (B, 2, D), "attention": (B, 2, N),
+               "logits": (B, 2, C_A + C_S), "action_mask": (B, 2, P), "action_slot": (B,), "scene_slot": (B,)},
+    "one_token": {"action_logits": (B, C_A), "scene_logits": (B, C_S), "action_feature": (B, D),
+                  "scene_feature": (B, D)},
+    "one_token_unified": {"action_logits": (B, C_A), "scene_logits": (B, C_S), "logits": (B, 2, C_A + C_S)},
+    "two_token": {"action_logits": (B, C_A), "scene_logits": (B, C_S), "action_feature": (B, D),
+                  "scene_feature": (B, D)},
+    "two_token_unified": {"action_logits": (B, C_A), "scene_logits": (B, C_S), "logits": (B, 2, C_A + C_S)},
+    "action_vit": {"action_logits": (B, C_A), "action_feature": (B, D)},
+    "scene_vit": {"scene_logits": (B, C_S), "scene_feature": (B, D)},
+    "devias_downstream": {"action_logits": (B, C_A), "action_feature": (B, D), "scene_feature": (B, D)},
+}
+
+
+def smoke_config(method: str, **overrides):
+    return load_config(os.path.join(ROOT, f"configs/ucf101.py:method={method},smoke"), overrides)
+
+
+@pytest.mark.parametrize("method", sorted(CONTRACT))
+def test_methods_build_from_configs_and_honour_the_output_contract(method):
+    config = smoke_config(method)
+    config_validation.validate(config)
+    model = build_model(config.model, rngs=nnx.Rngs(0))
+    out = model(jnp.asarray(random_clips()), train=False)
+    for key, shape in CONTRACT[method].items():
+        assert tuple(out[key].shape) == shape, (key, out[key].shape)
+    for key in ("action_logits", "scene_logits", "logits"):
+        if key in out:
+            assert out[key].dtype == jnp.float32
+
+
+def test_devias_selected_outputs_and_four_slots():
+    config = smoke_config("devias", **{"model.num_slots": 4})
+    predictor = load_model(config)  # random weights, jitted
+    out = predictor(random_clips(batch=3))
+    assert out["slots"].shape == (3, 4, D) and out["attention"].shape == (3, 4, N)
+    rows = np.arange(3)
+    action_slot, scene_slot = np.asarray(out["action_slot"]), np.asarray(out["scene_slot"])
+    np.testing.assert_array_equal(out["action_logits"], np.asarray(out["logits"])[rows, action_slot, :C_A])
+    np.testing.assert_array_equal(out["scene_logits"], np.asarray(out["logits"])[rows, scene_slot, C_A:])
+    np.testing.assert_array_equal(out["action_feature"], np.asarray(out["slots"])[rows, action_slot])
+    np.testing.assert_allclose(np.asarray(out["attention"]).sum(axis=1), 1.0, atol=1e-5)
+    assert np.all((np.asarray(out["action_mask"]) > 0) & (np.asarray(out["action_mask"]) < 1))
+
+
+def test_select_slots_is_an_independent_argmax():
+    # Two actions, one scene. Slot 1 holds the most confident action AND the most confident scene.
+    logits = jnp.log(jnp.array([[[0.5, 0.3, 0.2], [0.6, 0.0001, 0.3999], [0.1, 0.1, 0.8]]]))
+    action_slot, scene_slot = select_slots(logits, num_actions=2)
+    assert action_slot.tolist() == [1] and scene_slot.tolist() == [2]
+    logits = jnp.log(jnp.array([[[0.9, 0.05, 0.05], [0.1, 0.1, 0.8]]]))
+    assert [int(s[0]) for s in select_slots(logits, 2)] == [0, 1]
+    logits = jnp.log(jnp.array([[[0.2, 0.2, 0.6], [0.7, 0.0, 0.3]]]))
+    action_slot, scene_slot = select_slots(logits, 2)
+    assert action_slot.tolist() == [1] and scene_slot.tolist() == [0]
+
+
+def test_two_token_layout_class_token_first_scene_token_last():
+    config = smoke_config("two_token")
+    model = build_model(config.model, rngs=nnx.Rngs(0))
+    clips = jnp.asarray(random_clips())
+    sequence = model.encode(clips)
+    assert sequence.shape == (B, N + 2, D)  # the sinusoid table covers N + 2 positions
+    out = model(clips)
+    np.testing.assert_array_equal(out["action_feature"], sequence[:, 0])
+    np.testing.assert_array_equal(out["scene_feature"], sequence[:, -1])
+    params = nnx.state(model, nnx.Param)
+    assert params["cls_token"].shape == (1, 1, D) and params["suffix_token"].shape == (1, 1, D)
+    assert params["head"]["kernel"].shape == (D, C_A) and params["scene_head"]["kernel"].shape == (D, C_S)
+    unified = build_model(smoke_config("two_token_unified").model, rngs=nnx.Rngs(0))
+    assert unified.scene_head is None and unified.head.kernel.shape == (D, C_A + C_S)
+
+
+def test_head_dropout_is_active_only_in_training():
+    config = smoke_config("devias", **{"model.head_dropout": 0.5})
+    model = build_model(config.model, rngs=nnx.Rngs(0))
+    clips = jnp.asarray(random_clips())
+    np.testing.assert_array_equal(model(clips)["logits"], model(clips)["logits"])
+    a = model(clips, train=True, rngs=nnx.Rngs(dropout=1))["logits"]
+    b = model(clips, train=True, rngs=nnx.Rngs(dropout=2))["logits"]
+    assert not np.allclose(a, b)
+
+
+def test_bfloat16_devias_keeps_float32_params_and_outputs():
+    config = smoke_config("devias", **{"model.dtype": "bfloat16"})
+    model = build_model(config.model, rngs=nnx.Rngs(0))
+    assert all(v.dtype == jnp.float32 for v in jax.tree.leaves(nnx.state(model, nnx.Param)))
+    out = model(jnp.asarray(random_clips()))
+    assert out["logits"].dtype == jnp.float32 and out["attention"].dtype == jnp.float32
+    assert np.all(np.isfinite(np.asarray(out["logits"])))
+
+
+@pytest.mark.parametrize("method,overrides", [("devias", {}), ("devias", {"loss.official_compat": True,
+                                                                         "loss.scene_target": "teacher",
+                                                                         "loss.matching": "scipy"}),
+                                              ("two_token", {"loss.scene_target": "teacher"})])
+def test_benchmark_train_step_gives_finite_gradients_and_updates(method, overrides):
+    sys.path.insert(0, ROOT)
+    from scripts.benchmark import forward_macs, make_train_step, random_batch
+
+    config = smoke_config(method, **overrides)
+    model = build_model(config.model, rngs=nnx.Rngs(0))
+    train_step, params, opt_state = make_train_step(config, model)
+    clips, targets = random_batch(config, batch_size=2)
+    new_params, _, metrics = train_step(params, opt_state, clips, targets, 0)
+    assert np.isfinite(float(metrics["loss"])) and np.isfinite(float(metrics["grad_norm"]))
+    assert float(metrics["grad_norm"]) > 0
+    moved = [not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(new_params))]
+    assert all(moved)  # every parameter, slots and mask decoder included, gets an update
+    assert forward_macs(config.model) > 0
+    assert "tensorflow" not in sys.modules  # model, loss and benchmark code stay TensorFlow-free
+
+
+def test_vit_b_flop_count_matches_the_reference_figure():
+    sys.path.insert(0, ROOT)
+    from scripts.benchmark import forward_macs
+
+    macs = forward_macs(load_config(os.path.join(ROOT, "configs/kinetics400.py:method=action_vit")).model)
+    assert 179e9 < macs < 181.5e9  # REFERENCE: ViT-B 16x224 ~ 180 GMACs per clip
+
+
+@pytest.mark.parametrize("key,value", [("model.slot_softmax_axis", "tokens"), ("loss.matching", "optimal"),
+                                       ("loss.cos_mode", "one_minus"), ("loss.scene_target", "pseudo"),
+                                       ("model.num_slots", 1), ("loss.teacher_kl_weight", -2.0),
+                                       ("loss.label_smoothing", 1.5), ("model.fusion", "sum")])
+def test_bad_values_name_the_key(key, value):
+    config = smoke_config("devias", **{key: value})
+    with pytest.raises(config_validation.ConfigError, match=f"config.{key}"):
+        config_validation.validate(config)
+
+
+def test_num_actions_follows_num_classes_and_teacher_follows_clip_geometry():
+    config = load_config(os.path.join(ROOT, "configs/kinetics400.py:method=devias"))
+    assert config.model.num_actions == config.model.num_classes == 400
+    config.model.num_frames = 8
+    assert config.loss.teacher.num_frames == 8 and config.loss.teacher.name == "scene_vit"
+    assert config.loss.teacher.pooling == "cls" and config.loss.teacher.num_scenes == 365

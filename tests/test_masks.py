@@ -1,0 +1,257 @@
+"""FAME pseudo human masks, patch-fraction targets and the on-device mixing augmentations."""
+
+import colorsys
+import math
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from devias_jax import masks
+from devias_jax.data import decode, synthetic
+from tests.conftest import ROOT
+from tests.data_helpers import TINY, tiny_dataset
+
+
+def test_masks_module_never_imports_tensorflow():
+    code = ("import sys, devias_jax.masks, devias_jax.data, devias_jax.data.annotations, devias_jax.data.decode, "
+            "devias_jax.data.augment, devias_jax.data.synthetic; "
+            "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_blur_size_and_kernel():
+    assert masks.blur_size_for(224) == 23 and masks.blur_size_for(112) == 11 and masks.blur_size_for(64) == 7
+    assert masks.blur_size_for(224, official_quirk=True) == 11 and masks.blur_size_for(64, True) == 11
+    taps = masks._gaussian_taps(11)
+    assert abs(taps.sum() - 1) < 1e-6 and np.argmax(taps) == 5
+    np.testing.assert_allclose(taps[4] / taps[5], math.exp(-0.5 * (1 / (11 / 3)) ** 2), rtol=1e-5)
+    flat = jnp.full((2, 16, 16), 0.7)
+    np.testing.assert_allclose(masks.gaussian_blur(flat, 7), flat, atol=1e-6)
+    # Reflect padding (not edge, not zeros): blurring a ramp keeps it symmetric about the borders.
+    ramp = jnp.tile(jnp.arange(16.0), (16, 1))[None]
+    blurred = np.asarray(masks.gaussian_blur(ramp, 5))
+    taps5 = masks._gaussian_taps(5)
+    padded = np.pad(np.arange(16.0), 2, mode="reflect")
+    np.testing.assert_allclose(blurred[0, 0], np.convolve(padded, taps5[::-1], mode="valid"), atol=1e-5)
+
+
+def _reference_bins(pixels):
+    """FAME colour bins with colorsys (independent HSV)."""
+    out = []
+    for r, g, b in pixels:
+        hue, _, _ = colorsys.rgb_to_hsv(r, g, b)
+        high, low = max(r, g, b), min(r, g, b)
+        sat = (high - low) / (high + 1e-6)
+        hue_rad = hue * 2 * math.pi
+        hx = (sat * math.cos(2 * math.pi * hue_rad) + 1) / 2
+        hy = (sat * math.sin(2 * math.pi * hue_rad) + 1) / 2
+        h, s, v = (int(np.round(9 * x + 1)) for x in (hx, hy, high))
+        out.append(h + 10 * (s - 1) + 100 * (v - 1) - 1)
+    return np.asarray(out)
+
+
+def test_colour_bins_match_reference():
+    rng = np.random.default_rng(0)
+    pixels = rng.uniform(0, 1, (2000, 3)).astype(np.float32)
+    pixels[:10] = [[0.5, 0.5, 0.5]] * 5 + [[1, 0, 0], [0, 1, 0], [0, 0, 1], [0, 0, 0], [1, 1, 1]]
+    got = np.asarray(masks.colour_bins(jnp.asarray(pixels)))
+    expected = _reference_bins(pixels.astype(np.float64))
+    assert got.min() >= 0 and got.max() < masks.NUM_COLOUR_BINS
+    assert (got == expected).mean() > 0.998  # float32 vs float64 may differ exactly at .5 roundings
+    np.testing.assert_array_equal(got[:10], expected[:10])
+
+
+def _decoded_tiny_clips(split="val_seen", frames=8, stride=4):
+    """Decoded clips of a generated split plus the generator's true actor masks at the same frames."""
+    root = tiny_dataset()
+    decoder = decode.VideoDecoder()
+    clips, truth = [], []
+    with open(os.path.join(root, f"{split}.txt")) as handle:
+        for line in handle:
+            path = line.split()[0]
+            index = decode.test_indices(TINY.frames, frames, stride, 1)[0]
+            clips.append(decoder.read(os.path.join(root, path), lambda n: index))
+            mask_path = os.path.join(root, path.replace("videos", "masks").replace(".mp4", ".npz"))
+            truth.append(synthetic.load_actor_mask(mask_path)[index])
+    return np.stack(clips), np.stack(truth)
+
+
+def test_fame_on_synthetic_videos_finds_the_actor():
+    clips, truth = _decoded_tiny_clips()
+    beta = 0.25
+    fame = jax.jit(masks.fame_targets, static_argnums=(1, 2, 3))
+    out = fame(masks.to_unit(jnp.asarray(clips)), beta, masks.blur_size_for(64), 16)
+    clip_mask = np.asarray(out["clip_mask"])
+    tubelet_mask = np.asarray(out["tubelet_mask"])
+    batch = len(clips)
+    assert clip_mask.shape == (batch, 64, 64) and tubelet_mask.shape == (batch, 4, 64, 64)
+    count = math.floor(beta * 64 * 64)
+    assert set(np.unique(clip_mask)) <= {0.0, 1.0} and set(np.unique(tubelet_mask)) <= {0.0, 1.0}
+    assert (clip_mask.sum(axis=(1, 2)) == count).all() and (tubelet_mask.sum(axis=(2, 3)) == count).all()
+    actor = truth.any(axis=1)  # where the actor is during the clip
+    fame_fg = clip_mask > 0.5
+    iou = (fame_fg & actor).sum(axis=(1, 2)) / (fame_fg | actor).sum(axis=(1, 2))
+    assert iou.mean() >= 0.5, iou
+    # Each tubelet's mask overlaps its own frames' actor better than chance (the actor's area share).
+    tub_actor = truth[:, 0::2] | truth[:, 1::2]
+    precision = (tub_actor & (tubelet_mask > 0.5)).sum(axis=(2, 3)) / count
+    assert precision.mean() > 2 * tub_actor.mean(), precision.mean()
+    # Patch-fraction targets agree with the masks.
+    assert out["m_clip"].shape == (batch, 16) and out["m_tub"].shape == (batch, 4 * 16)
+    np.testing.assert_allclose(np.asarray(out["m_clip"]).mean(axis=1), count / 4096, atol=1e-6)
+
+
+def test_exact_count_with_ties():
+    clips = jnp.concatenate([jnp.full((1, 4, 32, 32, 3), 0.5),  # no motion, one colour: everything ties
+                             jax.random.uniform(jax.random.key(0), (1, 4, 32, 32, 3))])
+    for beta in (0.3, 0.5, 0.77):
+        clip_mask, tubelet_mask = masks.fame_masks(clips, beta, 3)
+        count = math.floor(beta * 32 * 32)
+        np.testing.assert_array_equal(np.asarray(clip_mask).sum(axis=(1, 2)), [count, count])
+        np.testing.assert_array_equal(np.asarray(tubelet_mask).sum(axis=(2, 3)), [[count] * 2] * 2)
+    # Ties go to the lowest row-major indices, deterministically.
+    first = np.asarray(masks.fame_masks(clips[:1], 0.25, 3)[0])[0].reshape(-1)
+    np.testing.assert_array_equal(np.nonzero(first)[0], np.arange(256))
+
+
+def test_tubelet_masks_use_their_own_frame_pair():
+    clips = np.full((1, 8, 64, 64, 3), 0.3, np.float32)
+    clips[:, :, :, :, 1] = np.linspace(0.2, 0.4, 64)[None, None, None, :]
+    # A square that is present only in frame 3: the pairs (2,3) and (3,4) move; tubelet 1 = frames (2, 3).
+    clips[0, 3, 32:48, 16:32] = [0.9, 0.1, 0.1]  # exactly token row 2, column 1
+    out = masks.fame_targets(jnp.asarray(clips), 0.0625, 5, 16)
+    m_tub = np.asarray(out["m_tub"]).reshape(1, 4, 4, 4)  # (B, t, h, w) in token order
+    assert m_tub[0, 1].argmax() == 2 * 4 + 1 and m_tub[0, 1, 2, 1] > 0.8
+    tub = np.asarray(out["tubelet_mask"])[0, 1]
+    assert tub[32:48, 16:32].mean() > 0.8
+    clip = np.asarray(out["clip_mask"])[0]
+    assert clip[32:48, 16:32].mean() > 0.8
+    assert m_tub[0, [0, 2, 3], 2, 1].max() < 0.5  # the other pairs see no motion there
+
+
+def test_patch_fractions_token_order():
+    rng = np.random.default_rng(0)
+    mask = (rng.uniform(size=(2, 3, 32, 48)) > 0.5).astype(np.float32)
+    got = np.asarray(masks.patch_fractions(jnp.asarray(mask), 16))
+    assert got.shape == (2, 3 * 2 * 3)
+    for t in range(3):
+        for h in range(2):
+            for w in range(3):
+                token = t * 2 * 3 + h * 3 + w  # REFERENCE §2 token index t (H/16)(W/16) + h (W/16) + w
+                np.testing.assert_allclose(got[:, token], mask[:, t, h * 16:(h + 1) * 16, w * 16:(w + 1) * 16]
+                                           .mean(axis=(1, 2)), rtol=1e-6)
+    clip = np.asarray(masks.patch_fractions(jnp.asarray(mask[:, 0]), 16))
+    np.testing.assert_allclose(clip, got[:, :6], rtol=1e-6)
+
+
+def test_fame_is_jit_and_vmap_friendly():
+    clips = jax.random.uniform(jax.random.key(1), (4, 4, 32, 32, 3))
+    direct = masks.fame_targets(clips, 0.3, 3)
+    jitted = jax.jit(lambda c: masks.fame_targets(c, 0.3, 3))(clips)
+    vmapped = jax.vmap(lambda c: masks.fame_targets(c, 0.3, 3))(clips.reshape(2, 2, 4, 32, 32, 3))
+    for key in direct:
+        np.testing.assert_allclose(jitted[key], direct[key], atol=1e-6)
+        np.testing.assert_allclose(vmapped[key].reshape(direct[key].shape), direct[key], atol=1e-6)
+
+
+def _labelled_clips(batch=6):
+    clips = np.zeros((batch, 4, 16, 16, 3), np.float32)
+    clips += np.arange(batch, dtype=np.float32)[:, None, None, None, None]  # clip i is all value i
+    return jnp.asarray(clips)
+
+
+def test_scene_mix_keeps_the_foreground():
+    clips = _labelled_clips()
+    rng = np.random.default_rng(0)
+    clip_mask = jnp.asarray((rng.uniform(size=(6, 16, 16)) > 0.6).astype(np.float32))
+    mixed_clips, background, mixed = masks.scene_mix(jax.random.key(3), clips, clip_mask, prob=1.0)
+    out, background, mixed = np.asarray(mixed_clips), np.asarray(background), np.asarray(mixed)
+    assert mixed.all() and sorted(background.tolist()) == list(range(6))  # a permutation
+    fg = np.asarray(clip_mask) > 0.5
+    for i in range(6):
+        np.testing.assert_array_equal(out[i][:, fg[i]], i)  # the foreground is clip i's
+        np.testing.assert_array_equal(out[i][:, ~fg[i]], background[i])  # the rest is the background clip's
+    scene = jnp.arange(6) * 10
+    np.testing.assert_array_equal(scene[background], background * 10)  # labels follow via indexing
+    # prob 0: nothing changes; integer clips keep their dtype.
+    same, background, mixed = masks.scene_mix(jax.random.key(3), clips.astype(jnp.uint8), clip_mask, prob=0.0)
+    assert same.dtype == jnp.uint8 and not np.asarray(mixed).any()
+    np.testing.assert_array_equal(background, np.arange(6))
+    np.testing.assert_array_equal(same, clips.astype(jnp.uint8))
+    # Roughly a fraction prob of the clips is mixed.
+    fractions = [np.asarray(masks.scene_mix(jax.random.key(s), clips, clip_mask, 0.4)[2]).mean() for s in range(200)]
+    assert abs(np.mean(fractions) - 0.4) < 0.05
+
+
+def test_scene_mix_per_group_stays_in_its_group():
+    clips = _labelled_clips(8)
+    clip_mask = jnp.zeros((8, 16, 16))
+    out, background, mixed = masks.scene_mix(jax.random.key(0), clips, clip_mask, prob=1.0, groups=2)
+    background = np.asarray(background)
+    assert sorted(background[:4].tolist()) == [0, 1, 2, 3] and sorted(background[4:].tolist()) == [4, 5, 6, 7]
+    np.testing.assert_array_equal(np.asarray(out)[:, 0, 0, 0, 0], background)  # mask 0: all background
+
+
+def test_background_erase():
+    clips = jnp.broadcast_to(jnp.arange(8.0)[None, :, None, None, None], (5, 8, 4, 4, 3))  # frame j == j
+    for seed in range(5):
+        out = np.asarray(masks.background_erase(jax.random.key(seed), clips, 0.3))[:, :, 0, 0, 0]
+        # out[b, j] = (1 - lam) j + lam k_b: slope (1 - lam) shared by the batch, offset lam k_b
+        slope = out[:, 1] - out[:, 0]
+        np.testing.assert_allclose(slope, slope[0], atol=1e-5)
+        lam = 1 - slope[0]
+        assert 0 <= lam < 0.3
+        if lam > 1e-3:
+            k = out[:, 0] / lam
+            np.testing.assert_allclose(k, np.round(k), atol=1e-3)
+            assert ((np.round(k) >= 0) & (np.round(k) < 8)).all()
+
+
+def test_smooth_one_hot_and_mixup_cutmix():
+    labels = jnp.array([0, 2, 1, -1])
+    soft = np.asarray(masks.smooth_one_hot(labels, 3, 0.1))
+    np.testing.assert_allclose(soft[0], [1 - 0.1 + 0.1 / 3, 0.1 / 3, 0.1 / 3], rtol=1e-6)
+    np.testing.assert_array_equal(soft[3], 0)
+    clips = _labelled_clips(4)
+    targets = {"action": masks.smooth_one_hot(jnp.array([0, 1, 2, 3]), 4), "scene": jnp.eye(4)[::-1]}
+    out, mixed, lam = masks.mixup_cutmix(jax.random.key(0), clips, targets, mixup_alpha=0.8, cutmix_alpha=0.0)
+    lam = float(lam)
+    np.testing.assert_allclose(out, lam * clips + (1 - lam) * clips[::-1], atol=1e-5)
+    np.testing.assert_allclose(mixed["action"][0], [lam, 0, 0, 1 - lam], atol=1e-6)
+    np.testing.assert_allclose(np.asarray(mixed["scene"]).sum(axis=1), 1, atol=1e-6)
+    for seed in range(5):
+        out, mixed, lam = masks.mixup_cutmix(jax.random.key(seed), clips, targets, mixup_alpha=0.0,
+                                             cutmix_alpha=1.0)
+        pasted = np.asarray(out)[0, 0, :, :, 0] == 3  # clip 0 gets a box of clip 3
+        np.testing.assert_allclose(float(lam), 1 - pasted.mean(), atol=1e-6)  # lambda = kept area
+        np.testing.assert_allclose(mixed["action"][0, 0], lam, atol=1e-6)
+        assert (np.asarray(out)[0] == np.asarray(out)[0, :1]).all()  # the same box on every frame
+    out, mixed, lam = masks.mixup_cutmix(jax.random.key(0), clips, targets, mixup_alpha=0.8,
+                                         cutmix_alpha=1.0, prob=0.0)
+    assert float(lam) == 1.0 and np.allclose(out, clips)
+
+
+def test_random_erasing():
+    clips = jnp.ones((2, 4, 32, 32, 3))
+    np.testing.assert_array_equal(masks.random_erasing(jax.random.key(0), clips, prob=0.0), clips)
+    out = np.asarray(masks.random_erasing(jax.random.key(0), clips, prob=1.0))
+    erased = (out != 1).any(axis=-1)  # (B, T, H, W)
+    area = erased.mean(axis=(2, 3))
+    assert (area > 0.01).all() and (area < 0.4).all()
+    assert not (erased[:, 0] == erased[:, 1]).all()  # per-frame boxes, as VideoMAE applies it
+    out = np.asarray(masks.random_erasing(jax.random.key(0), clips, prob=1.0, per_frame=False))
+    erased = (out != 1).any(axis=-1)
+    assert (erased[:, 0] == erased[:, 3]).all()
+
+
+def test_normalize_round_trip():
+    clips = jnp.asarray(np.random.default_rng(0).integers(0, 256, (2, 2, 4, 4, 3), dtype=np.uint8))
+    unit = masks.to_unit(clips)
+    assert float(unit.max()) <= 1.0 and unit.dtype == jnp.float32
+    np.testing.assert_allclose(masks.denormalize(masks.normalize(unit)), unit, atol=1e-6)
+    np.testing.assert_allclose(masks.normalize(unit)[..., 0], (unit[..., 0] - 0.485) / 0.229, atol=1e-6)

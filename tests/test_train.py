@@ -1,0 +1,89 @@
+"""The trainer end to end on generated videos: loss, checkpoints, report, sharding, resume, preemption."""
+
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from devias_jax import monitoring, report as report_lib
+from devias_jax.train import NonFiniteLossError, train_and_evaluate
+from tests.train_helpers import assert_params_equal, final_params, tiny_train_config
+
+
+def test_end_to_end_devias_on_8_devices(tmp_path):
+    config = tiny_train_config("devias", **{"sharding.fsdp": 2, "sharding.fsdp_min_size": 1,
+                                             "train.num_steps": 12, "optim.base_lr": 0.05})
+    workdir = str(tmp_path / "run")
+    result = train_and_evaluate(config, workdir)
+    train = [r for r in monitoring.read_metrics(workdir) if r["split"] == "train"]
+    assert [r["step"] for r in train] == [2, 4, 6, 8, 10, 12]
+    assert train[-1]["loss"] < train[0]["loss"]
+    for key in ("loss_de", "loss_amd", "loss_ag", "loss_cos", "lr", "grad_norm", "clips_per_second"):
+        assert key in train[-1]
+    assert sorted(int(s) for s in os.listdir(os.path.join(workdir, "checkpoints")) if s.isdigit())[-1] == 12
+    report = json.load(open(os.path.join(workdir, "eval", "report.json")))
+    for key in report_lib.HEADLINE + ("harmonic_mean", "scene_seen_top1", "scene_unseen_top5", "suites"):
+        assert key in report
+    assert report["suites"]["val_seen"]["videos"] == 12 and report["suites"]["scene_only"]["videos"] == 8
+    assert np.isnan(report["action_unseen"])  # no unseen suite scores actions here
+    assert result["step"] == 12 and os.path.exists(os.path.join(workdir, "config.json"))
+
+
+def test_sharded_and_single_device_training_agree(tmp_path):
+    runs = {}
+    for name, overrides in {"single": {"sharding.num_devices": 1},
+                            "sharded": {"sharding.fsdp": 2, "sharding.fsdp_min_size": 1}}.items():
+        config = tiny_train_config("devias", **overrides, **{"eval.suites": {}})
+        train_and_evaluate(config, str(tmp_path / name))
+        runs[name] = final_params(str(tmp_path / name))
+    assert_params_equal(runs["single"], runs["sharded"], atol=2e-5)
+
+
+class _Crash(Exception):
+    pass
+
+
+def test_kill_between_checkpoints_then_resume_is_bitwise_identical(tmp_path):
+    reference = tiny_train_config("two_token", **{"eval.suites": {}})
+    train_and_evaluate(reference, str(tmp_path / "reference"))
+
+    def crash_at_5(step):
+        if step == 5:  # checkpoints at 3 and 6: dies after step 5, losing steps 4-5
+            raise _Crash()
+
+    workdir = str(tmp_path / "resumed")
+    with pytest.raises(_Crash):
+        train_and_evaluate(tiny_train_config("two_token", **{"eval.suites": {}}), workdir, step_hook=crash_at_5)
+    assert sorted(s for s in os.listdir(os.path.join(workdir, "checkpoints")) if s.isdigit()) == ["3"]
+    train_and_evaluate(tiny_train_config("two_token", **{"eval.suites": {}}), workdir)
+    assert_params_equal(final_params(str(tmp_path / "reference")), final_params(workdir))
+
+
+def test_sigterm_saves_and_exits_cleanly_then_resumes_identically(tmp_path):
+    reference = str(tmp_path / "reference")
+    train_and_evaluate(tiny_train_config("two_token", **{"eval.suites": {}}), reference)
+
+    def preempt_at_4(step):
+        if step == 4:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    workdir = str(tmp_path / "preempted")
+    result = train_and_evaluate(tiny_train_config("two_token", **{"eval.suites": {}}), workdir,
+                                step_hook=preempt_at_4)
+    assert result["stopped_at"] == 4
+    assert "4" in os.listdir(os.path.join(workdir, "checkpoints"))
+    train_and_evaluate(tiny_train_config("two_token", **{"eval.suites": {}}), workdir)
+    assert_params_equal(final_params(reference), final_params(workdir))
+
+
+def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
+    config = tiny_train_config("two_token", **{"eval.suites": {}, "optim.base_lr": 1e30, "optim.warmup_steps": 0})
+    workdir = str(tmp_path / "diverged")
+    with pytest.raises(NonFiniteLossError, match=r"at step \d+"):
+        train_and_evaluate(config, workdir)
+    steps = [s for s in os.listdir(os.path.join(workdir, "checkpoints")) if s.isdigit()]
+    for step in steps:  # whatever was kept was reached through finite losses only
+        params = final_params(os.path.join(workdir, "checkpoints", step))
+        assert all(np.isfinite(v).all() for v in params.values())
