@@ -145,6 +145,7 @@ def data_config() -> ml_collections.ConfigDict:
         "shuffle": True,
         "decode_workers": 0,  # parallel decode/augment calls per process; 0 = the process's CPU count
         "prefetch_batches": 2,
+        "batch_timeout_s": 600.0,  # a training batch that takes longer stops the run (stuck decoder)
         "max_failure_fraction": 0.05,  # stop (listing the bad files) past this fraction of undecodable files
         "check_files": False,  # True: every listed file must exist (checked before any compilation)
     })
@@ -251,10 +252,28 @@ def suite(list_path: str, tasks: str, group: str) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict({"list": list_path, "tasks": tasks, "group": group})
 
 
+def ucf101_like_suites(val_list: str) -> dict[str, ml_collections.ConfigDict]:
+    """The paper's seen / unseen test sets for UCF-101 and Kinetics-400 (REFERENCE §9): the val list
+    (action + teacher scene labels) is seen; SCUBA (Places365 / VQGAN-CLIP / sinusoid backgrounds) and
+    HAT (Random / Close / Far action swaps) score actions unseen; HAT Scene-Only and the swaps score
+    scenes unseen. Paths are relative to data.root; run a subset with --config.eval.only=val,hat_far."""
+    return {
+        "val": suite(val_list, "action,scene", "seen"),
+        "scuba_places365": suite("scuba/places365.txt", "action", "unseen"),
+        "scuba_vqgan_clip": suite("scuba/vqgan_clip.txt", "action", "unseen"),
+        "scuba_sinusoid": suite("scuba/sinusoid.txt", "action", "unseen"),
+        "hat_scene_only": suite("hat/scene_only.txt", "scene", "unseen"),
+        "hat_random": suite("hat/random.txt", "action,scene", "unseen"),
+        "hat_close": suite("hat/close.txt", "action,scene", "unseen"),
+        "hat_far": suite("hat/far.txt", "action,scene", "unseen"),
+    }
+
+
 def eval_config() -> ml_collections.ConfigDict:
     """Evaluation suites (name -> suite(list, tasks, group)); seen / unseen numbers average their group."""
     return ml_collections.ConfigDict({
         "suites": ml_collections.ConfigDict(),
+        "only": "",  # comma-separated suite names to run ('' = all), e.g. --config.eval.only=val,hat_far
         "batch_size": 8,  # videos per global batch (each with temporal x spatial views)
         "best_metric": "harmonic_mean",  # keeps the best checkpoint by this report key
         "scene_topk": 5,  # the paper's scene metric is top-5 (of 365); 1 for small scene vocabularies

@@ -18,6 +18,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "loss.matching": ("exact", "scipy", "greedy", "hard"),
     "data.scene_source": ("list", "teacher", "none"),
     "data.list_format": ("auto", "video", "frames"),
+    "eval.scene_topk": (1, 5),
 }
 # dotted keys that must be > 0 / >= 0 / within [0, 1).
 POSITIVE: list[str] = ["model.embed_dim", "model.depth", "model.num_heads", "model.patch_size",
@@ -26,18 +27,24 @@ POSITIVE: list[str] = ["model.embed_dim", "model.depth", "model.num_heads", "mod
                        "model.slot_mlp_ratio",
                        "data.num_actions", "data.frame_stride", "data.test_temporal_views",
                        "data.test_spatial_views", "data.min_frames", "data.prefetch_batches",
-                       "augment.fame_beta"]
+                       "augment.fame_beta",
+                       "train.batch_size", "train.log_every_steps", "optim.base_lr", "optim.eps",
+                       "optim.update_freq", "optim.layer_decay", "checkpoint.keep", "eval.batch_size",
+                       "data.batch_timeout_s"]
 NON_NEGATIVE: list[str] = ["model.num_classes", "model.num_prefix_tokens", "model.num_suffix_tokens",
                            "model.layer_scale_init", "model.action_slot_index", "model.scene_slot_index",
                            "loss.alpha", "loss.beta", "loss.gamma",
                            "data.num_scenes", "data.num_frames", "data.img_size", "data.short_side",
                            "data.decode_short_side", "data.decode_workers", "augment.rand_augment_m",
                            "augment.rand_augment_n", "augment.rand_augment_mstd", "augment.colour_jitter",
-                           "augment.fame_blur_size", "augment.mixup_alpha", "augment.cutmix_alpha"]
+                           "augment.fame_blur_size", "augment.mixup_alpha", "augment.cutmix_alpha",
+                           "augment.mix_groups", "optim.min_lr", "optim.weight_decay", "optim.slot_lr_scale",
+                           "optim.clip_grad_norm", "checkpoint.keep_best", "sharding.num_devices",
+                           "sharding.fsdp_min_size"]
 PROBABILITIES: list[str] = ["model.drop_path_rate", "model.head_dropout", "loss.label_smoothing",
                             "data.max_failure_fraction", "augment.fame_beta", "augment.scene_mix_prob",
                             "augment.background_erase_max", "augment.mixup_switch_prob",
-                            "augment.random_erase_prob"]
+                            "augment.random_erase_prob", "optim.b1", "optim.b2"]
 # dotted keys that are probabilities where 1 is allowed: [0, 1].
 CLOSED_PROBABILITIES: list[str] = ["augment.rand_augment_prob", "augment.mixup_prob"]
 
@@ -80,6 +87,7 @@ def validate(config: Any) -> None:
         if not 0.0 <= value <= 1.0:
             raise ConfigError(f"config.{key}={value!r}; expected a value in [0, 1]")
     _validate_data(config)
+    _validate_training(config)
     model = config.get("model")
     if model is not None and "num_slots" in model and model.num_slots < 2:
         raise ConfigError(f"config.model.num_slots={model.num_slots}; expected >= 2 (an action and a scene slot)")
@@ -98,6 +106,20 @@ def validate(config: Any) -> None:
     if model is not None and "num_frames" in model and model.num_frames % model.tubelet_size:
         raise ConfigError(f"config.model.num_frames={model.num_frames} is not a multiple of "
                           f"config.model.tubelet_size={model.tubelet_size}")
+
+
+def _validate_training(config: Any) -> None:
+    """Cross-field checks of the trainer's sections."""
+    optim, sharding, model, augment = (config.get(k) for k in ("optim", "sharding", "model", "augment"))
+    if optim is not None and "layer_decay" in optim and optim.layer_decay > 1:
+        raise ConfigError(f"config.optim.layer_decay={optim.layer_decay}; expected a value in (0, 1]")
+    if sharding is not None and "fsdp" in sharding and not (sharding.fsdp >= 1 or sharding.fsdp == -1):
+        raise ConfigError(f"config.sharding.fsdp={sharding.fsdp}; expected >= 1, or -1 for every device")
+    if (augment is not None and model is not None and "mixup_alpha" in augment
+            and (augment.mixup_alpha > 0 or augment.cutmix_alpha > 0)
+            and model.get("name") not in ("vit", "action_vit", "devias_downstream")):
+        raise ConfigError(f"config.augment.mixup_alpha / cutmix_alpha mix action labels only; model "
+                          f"{model.name!r} also learns scenes from its clips (use them with action_vit)")
 
 
 def _validate_data(config: Any) -> None:

@@ -88,11 +88,11 @@ def run_predictions(predict: Callable, params: Any, batches: Iterable[Mapping[st
 def evaluate_suites(config: Any, graphdef: nnx.GraphDef, params: Any, mesh: Mesh, workdir: str,
                     step: int | None = None) -> dict[str, Any]:
     """Scores every suite in config.eval.suites, writes <workdir>/eval/report.json, prints the table."""
-    from devias_jax.data import pipeline
+    from devias_jax.data import annotations, pipeline
 
     predict = make_predict_fn(graphdef)
     suites = {}
-    for name, suite in config.eval.suites.items():
+    for name, suite in annotations.active_suites(config).items():
         tasks = [t.strip() for t in suite.tasks.split(",") if t.strip()]
         batches = pipeline.eval_batches(config, suite.list, batch_size=config.eval.batch_size // jax.process_count(),
                                         process_index=jax.process_index(), process_count=jax.process_count())

@@ -22,16 +22,25 @@ from devias_jax.param_rules import apply_rules
 BATCH_AXES = ("data", "fsdp")
 
 # Environment variables that mean "this process is one of several" on common launchers.
-_CLUSTER_SIZE_VARS = ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "WORLD_SIZE")
+_CLUSTER_SIZE_VARS = ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE")
+
+
+_TPU_VARS = ("TPU_WORKER_HOSTNAMES", "TPU_WORKER_ID", "CLOUD_TPU_TASK_ID", "TPU_ACCELERATOR_TYPE",
+             "MEGASCALE_COORDINATOR_ADDRESS")
 
 
 def _cluster_process_count() -> int:
+    """The process count a launcher JAX can read announces (SLURM, Open MPI); 1 when none does."""
     for name in _CLUSTER_SIZE_VARS:
         value = os.environ.get(name, "")
         if value.isdigit() and int(value) > 1:
             return int(value)
-    hosts = os.environ.get("TPU_WORKER_HOSTNAMES", "")
-    return len(hosts.split(",")) if "," in hosts else 1
+    return 1
+
+
+def _on_cloud_tpu() -> bool:
+    """A Cloud TPU VM (JAX detects the pod slice's topology itself; harmless on a single host)."""
+    return any(os.environ.get(name) for name in _TPU_VARS)
 
 
 def initialize_distributed(dist_config: Any) -> None:
@@ -41,7 +50,7 @@ def initialize_distributed(dist_config: Any) -> None:
     slice or a SLURM / Open MPI launch is detected and JAX reads the cluster from the environment.
     """
     explicit = dist_config.num_processes > 1 or bool(dist_config.coordinator_address)
-    if not explicit and not (dist_config.auto and _cluster_process_count() > 1):
+    if not explicit and not (dist_config.auto and (_cluster_process_count() > 1 or _on_cloud_tpu())):
         return
     # CPU processes exchange collectives through gloo; GPUs and TPUs ignore this setting.
     jax.config.update("jax_cpu_collectives_implementation", "gloo")

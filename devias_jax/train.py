@@ -25,6 +25,7 @@ from devias_jax import losses, monitoring, optim, sharding
 from devias_jax.models import build_model
 from devias_jax.models.vit import backbone_depth
 from devias_jax.param_rules import flat_values, path_str
+from devias_jax.prefetch import DevicePrefetcher
 from devias_jax.preprocess import to_unit
 from devias_jax.train_augment import device_augment
 
@@ -91,6 +92,110 @@ def _write_json(path: str, payload: Any) -> None:
     os.replace(tmp, path)
 
 
+@dataclasses.dataclass
+class StepParts:
+    """What the trainer and the benchmark share: the model graph, the sharded state layout, a jitted
+    sharded initialiser and the jitted, donated train step `(state, batch, frozen) -> (state, metrics)`."""
+
+    graphdef: Any
+    abstract_params: Any
+    tx: Any
+    schedule: optim.Schedule
+    state_shardings: dict
+    init_state: Callable
+    train_step: Callable
+    frozen: dict  # non-trained inputs of the step (the online scene teacher's params), already placed
+
+
+def build_step(config: Any, mesh, *, global_batch: int, total_steps: int, warmup_steps: int,
+               random_teacher: bool = False) -> StepParts:
+    """Shapes first (eval_shape), then the optimizer, the state shardings and the jitted step.
+
+    The step: uint8 clips -> [0, 1] -> on-device augmentation (FAME targets, scene mix, BE, mixup) ->
+    online teacher scene logits on the augmented clip (data.scene_source=teacher) -> model -> matching
+    and losses -> gradients -> AdamW. Randomness is fold_in(key, step): a resumed run replays exactly.
+    `random_teacher` lets benchmarks run the teacher path without a teacher checkpoint.
+    """
+    abstract_model = nnx.eval_shape(lambda: build_model(config.model, rngs=nnx.Rngs(0)))
+    graphdef, abstract_params, abstract_rest = nnx.split(abstract_model, nnx.Param, ...)
+    abstract_params = abstract_params.to_pure_dict()
+    if jax.tree.leaves(abstract_rest):
+        raise ValueError("the model holds non-parameter state; the trainer only carries nnx.Param")
+    param_shardings = sharding.param_shardings(abstract_params, mesh, config.sharding)
+    tx, schedule = optim.make_optimizer(config.optim, abstract_params, depth=backbone_depth(config.model),
+                                        global_batch_size=global_batch, total_steps=total_steps,
+                                        warmup_steps=warmup_steps)
+    opt_shardings = _opt_state_shardings(jax.eval_shape(tx.init, abstract_params), abstract_params,
+                                         param_shardings, mesh)
+    state_shardings = {"params": param_shardings, "opt_state": opt_shardings, "step": sharding.replicated(mesh)}
+
+    def init_state_fn(key):
+        model = build_model(config.model, rngs=nnx.Rngs(params=key))
+        params = nnx.state(model, nnx.Param).to_pure_dict()
+        return {"params": params, "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32)}
+
+    teacher_graphdef, frozen = None, {}
+    if config.data.scene_source == "teacher":
+        teacher_graphdef, frozen = _load_teacher(config, mesh, random_teacher)
+
+    root_key = jax.random.key(config.seed)
+    dropout_root = jax.random.fold_in(root_key, 1)
+    augment_root = jax.random.fold_in(root_key, 2)
+    mix_groups = config.augment.mix_groups or int(np.prod([mesh.shape[a] for a in sharding.BATCH_AXES]))
+
+    def train_step(state, batch, frozen):
+        step = state["step"]
+        clips01 = to_unit(batch["clips"])  # (B, T, H, W, 3) in [0, 1]
+        targets = {"action": batch["action"], "scene": batch["scene"]}
+        clips, targets = device_augment(config, jax.random.fold_in(augment_root, step), clips01, targets,
+                                        groups=mix_groups)
+        if teacher_graphdef is not None:  # scene targets from the frozen teacher on the clip as trained
+            teacher = nnx.merge(teacher_graphdef, frozen["teacher"])
+            targets.pop("scene")
+            targets["scene_teacher_logits"] = jax.lax.stop_gradient(
+                teacher(clips, train=False)["scene_logits"].astype(jnp.float32))  # (B, C_s)
+        dropout_key = jax.random.fold_in(dropout_root, step)
+
+        def loss_fn(params):
+            model = nnx.merge(graphdef, params)
+            outputs = model(clips, train=True, rngs=nnx.Rngs(dropout=dropout_key))
+            return losses.compute_loss(config, outputs, targets)
+
+        (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+        updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+        params = optax.apply_updates(state["params"], updates)
+        metrics = {**metrics, "loss": loss, "grad_norm": optax.global_norm(grads),
+                   "lr": schedule(step // config.optim.update_freq)}
+        return {"params": params, "opt_state": opt_state, "step": step + 1}, metrics
+
+    batch_shardings = {name: sharding.batch_sharding(mesh, ndim)
+                       for name, ndim in (("clips", 5), ("action", 1), ("scene", 1), ("index", 1))}
+    frozen_shardings = jax.tree.map(lambda x: x.sharding, frozen)
+    return StepParts(
+        graphdef=graphdef, abstract_params=abstract_params, tx=tx, schedule=schedule,
+        state_shardings=state_shardings,
+        init_state=jax.jit(init_state_fn, out_shardings=state_shardings),
+        train_step=jax.jit(train_step, in_shardings=(state_shardings, batch_shardings, frozen_shardings),
+                           out_shardings=(state_shardings, sharding.replicated(mesh)), donate_argnums=(0,)),
+        frozen=frozen)
+
+
+def _load_teacher(config: Any, mesh, random_teacher: bool) -> tuple[Any, dict]:
+    """The frozen scene teacher (config.loss.teacher) with its weights, replicated over the mesh."""
+    from devias_jax.weights import load_weights
+
+    teacher_config = config.loss.teacher
+    model = build_model(teacher_config, rngs=nnx.Rngs(config.seed))
+    if teacher_config.checkpoint:
+        report = load_weights(model, teacher_config, teacher_config.checkpoint, strict=True)
+        logging.info("scene teacher from %s: %s", teacher_config.checkpoint, report.summary())
+    elif not random_teacher:
+        raise ValueError("config.data.scene_source='teacher' needs config.loss.teacher.checkpoint (a converted "
+                         "or PyTorch Places365 scene model, or one trained with configs/places365_scene.py)")
+    graphdef, params = nnx.split(model, nnx.Param)
+    return graphdef, {"teacher": jax.device_put(params.to_pure_dict(), sharding.replicated(mesh))}
+
+
 def train_and_evaluate(config: Any, workdir: str, *, step_hook: Callable[[int], None] | None = None) -> dict:
     """Trains `config` in `workdir` (resuming if it holds a checkpoint); returns the final metrics.
 
@@ -118,87 +223,41 @@ def train_and_evaluate(config: Any, workdir: str, *, step_hook: Callable[[int], 
     logging.info("%d training videos, %d steps per epoch, %d steps, global batch %d (%d per process)",
                  train_size, durations.steps_per_epoch, durations.total_steps, global_batch, local_batch)
 
-    # ==================================================================== model and optimizer: shapes first
-    abstract_model = nnx.eval_shape(lambda: build_model(config.model, rngs=nnx.Rngs(0)))
-    graphdef, abstract_params, abstract_rest = nnx.split(abstract_model, nnx.Param, ...)
-    abstract_params = abstract_params.to_pure_dict()
-    if jax.tree.leaves(abstract_rest):
-        raise ValueError("the model holds non-parameter state; the trainer only carries nnx.Param")
-    param_shardings = sharding.param_shardings(abstract_params, mesh, config.sharding)
-    depth = backbone_depth(config.model)
-    tx, schedule = optim.make_optimizer(config.optim, abstract_params, depth=depth,
-                                        global_batch_size=global_batch, total_steps=durations.total_steps,
-                                        warmup_steps=durations.warmup_steps)
-    opt_shardings = _opt_state_shardings(jax.eval_shape(tx.init, abstract_params), abstract_params,
-                                         param_shardings, mesh)
-    state_shardings = {"params": param_shardings, "opt_state": opt_shardings, "step": sharding.replicated(mesh)}
+    # ==================================================================== model, optimizer and step: shapes first
+    parts = build_step(config, mesh, global_batch=global_batch, total_steps=durations.total_steps,
+                       warmup_steps=durations.warmup_steps)
+    graphdef, state_shardings = parts.graphdef, parts.state_shardings
     if is_main:
-        logging.info("parameter groups:\n%s", optim.describe_groups(abstract_params, config.optim, depth))
-        count = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(abstract_params))
+        depth = backbone_depth(config.model)
+        logging.info("parameter groups:\n%s", optim.describe_groups(parts.abstract_params, config.optim, depth))
+        count = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(parts.abstract_params))
         print(f"model {config.model.name}: {count / 1e6:.2f}M parameters; {durations.total_steps} steps of "
               f"{global_batch} clips on {jax.device_count()} {jax.devices()[0].platform} device(s)", flush=True)
-
-    # ==================================================================== params and optimizer state, created sharded
     root_key = jax.random.key(config.seed)
-
-    def init_state_fn(key):
-        model = build_model(config.model, rngs=nnx.Rngs(params=key))
-        params = nnx.state(model, nnx.Param).to_pure_dict()
-        return {"params": params, "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32)}
-
-    init_state = jax.jit(init_state_fn, out_shardings=state_shardings)
 
     # ==================================================================== resume / init_from / scratch
     checkpoints = ckpt_lib.Checkpoints(os.path.join(workdir, "checkpoints"), config.checkpoint,
                                        best_metric=config.eval.best_metric, best_mode="max")
     abstract_state = jax.tree.map(lambda leaf, spec: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=spec),
-                                  jax.eval_shape(init_state, root_key), state_shardings)
+                                  jax.eval_shape(parts.init_state, root_key), state_shardings)
     latest = checkpoints.latest_step()
     if latest is not None:
         state, meta = checkpoints.restore(latest, abstract_state)
         logging.info("resumed from %s step %d", checkpoints.directory, latest)
         print(f"resumed from step {latest}", flush=True)
     else:
-        state = init_state(jax.random.fold_in(root_key, 0))
+        state = parts.init_state(jax.random.fold_in(root_key, 0))
         if config.init_from:
-            state["params"] = _load_init_from(config, state["params"], param_shardings)
+            state["params"] = _load_init_from(config, state["params"], state_shardings["params"])
     start_step = int(jax.device_get(state["step"]))
-
-    # ==================================================================== the train step
-    dropout_root = jax.random.fold_in(root_key, 1)
-    augment_root = jax.random.fold_in(root_key, 2)
-    mix_groups = config.augment.mix_groups or int(np.prod([mesh.shape[a] for a in sharding.BATCH_AXES]))
-
-    def train_step(state, batch):
-        step = state["step"]
-        clips01 = to_unit(batch["clips"])  # (B, T, H, W, 3) in [0, 1]
-        targets = {"action": batch["action"], "scene": batch["scene"]}
-        clips, targets = device_augment(config, jax.random.fold_in(augment_root, step), clips01, targets,
-                                        groups=mix_groups)
-        dropout_key = jax.random.fold_in(dropout_root, step)
-
-        def loss_fn(params):
-            model = nnx.merge(graphdef, params)
-            outputs = model(clips, train=True, rngs=nnx.Rngs(dropout=dropout_key))
-            return losses.compute_loss(config, outputs, targets)
-
-        (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
-        updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
-        params = optax.apply_updates(state["params"], updates)
-        metrics = {**metrics, "loss": loss, "grad_norm": optax.global_norm(grads),
-                   "lr": schedule(step // config.optim.update_freq)}
-        return {"params": params, "opt_state": opt_state, "step": step + 1}, metrics
-
-    batch_shardings = {name: sharding.batch_sharding(mesh, ndim)
-                       for name, ndim in (("clips", 5), ("action", 1), ("scene", 1), ("index", 1))}
-    train_step = jax.jit(train_step, in_shardings=(state_shardings, batch_shardings),
-                         out_shardings=(state_shardings, sharding.replicated(mesh)), donate_argnums=(0,))
 
     # ==================================================================== loop
     from devias_jax.evaluate import evaluate_suites
 
-    stream = pipeline.train_batches(config, global_batch_size=global_batch, process_index=jax.process_index(),
-                                    process_count=jax.process_count(), seed=config.seed, start_step=start_step)
+    stream = DevicePrefetcher(
+        pipeline.train_batches(config, global_batch_size=global_batch, process_index=jax.process_index(),
+                               process_count=jax.process_count(), seed=config.seed, start_step=start_step),
+        place=lambda batch: sharding.to_global(batch, mesh), depth=2, timeout_s=config.data.batch_timeout_s)
     progress = monitoring.Progress(durations.total_steps, start_step, global_batch, enabled=is_main)
     watch = ckpt_lib.PreemptionWatch()
     history: list[tuple[int, dict]] = []  # device metrics since the last log step
@@ -226,11 +285,12 @@ def train_and_evaluate(config: Any, workdir: str, *, step_hook: Callable[[int], 
         writer.write(step, headline, split="eval")
         return report
 
+    has_suites = bool(annotations.active_suites(config))
     step = start_step
     try:
         for step in range(start_step + 1, durations.total_steps + 1):  # `step` = steps finished after this one
-            batch = sharding.to_global(next(stream), mesh)
-            state, metrics = train_step(state, batch)
+            batch = next(stream)
+            state, metrics = parts.train_step(state, batch, parts.frozen)
             history.append((step, metrics))
             if step_hook is not None:
                 step_hook(step)
@@ -239,7 +299,7 @@ def train_and_evaluate(config: Any, workdir: str, *, step_hook: Callable[[int], 
                 last_train = pull_history()
                 clips_per_second = progress.update(step, last_train)
                 writer.write(step, {**last_train, "clips_per_second": clips_per_second})
-            eval_now = bool(config.eval.suites) and (
+            eval_now = has_suites and (
                 is_last or (durations.eval_every and step % durations.eval_every == 0))
             save_now = is_last or (durations.checkpoint_every and step % durations.checkpoint_every == 0)
             if eval_now:
@@ -255,6 +315,7 @@ def train_and_evaluate(config: Any, workdir: str, *, step_hook: Callable[[int], 
                 print(f"stopped at step {step} on request; the run resumes from this step", flush=True)
                 return {"stopped_at": step, **last_train}
     finally:
+        stream.close()
         checkpoints.close()
         watch.restore_handlers()
         writer.close()

@@ -1,9 +1,12 @@
-"""Times the jitted training step (forward, slot matching, losses, backward, AdamW update) on random
-in-memory clips, for any method of any recipe. Needs only jax / flax / optax (no TensorFlow, no data).
+"""Times the trainer's jitted training step (on-device FAME masks and scene mix, forward, slot
+matching, losses, backward, AdamW update) on random in-memory uint8 clips, for any method of any
+recipe, on one device or sharded over a mesh. Needs only jax / flax / optax (no TensorFlow, no data).
 
   python scripts/benchmark.py --config=configs/kinetics400.py:method=devias --batch_size=12 --steps=20
   python scripts/benchmark.py --config=configs/ucf101.py:method=devias,smoke --batch_size=4 --steps=3
   python scripts/benchmark.py --config=configs/ucf101.py:method=devias --config.model.dtype=bfloat16
+  XLA_FLAGS=--xla_force_host_platform_device_count=8 python scripts/benchmark.py \
+      --config=configs/demo.py:method=devias --batch_size=16 --config.sharding.fsdp=2   # sharded variant
 
 Prints the step time (median over the timed steps), clips/s and, on a GPU/TPU, the model FLOPs
 utilisation (MFU) = achieved model FLOP/s / the chip's dense bf16 peak.
@@ -30,7 +33,6 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 # Dense bf16 peak FLOP/s per chip (vendor figures, no sparsity), matched against device_kind.
@@ -87,91 +89,58 @@ def forward_macs(model_config: Any) -> float:
     return float(macs)
 
 
-def random_batch(config: Any, batch_size: int, seed: int = 0) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """Normalised random clips (B, T, H, W, 3) and every target any method may read."""
-    from devias_jax.models.vit import vit_config_from
-
+def random_batch(config: Any, batch_size: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """A host batch shaped like the pipeline's: uint8 clips (B, T, H, W, 3) and int32 labels."""
     model = config.model
-    vit = vit_config_from(model, pooling="none", num_classes=0)
     rng = np.random.default_rng(seed)
-    grid_t, grid_h, grid_w = vit.grid
     num_actions = max(int(model.get("num_actions", 1)), 1)
     num_scenes = max(int(model.get("num_scenes", 1)), 1)
-    clips = rng.standard_normal((batch_size, vit.num_frames, vit.img_size, vit.img_size, 3)).astype(np.float32)
-    targets = {
+    return {
+        "clips": rng.integers(0, 256, (batch_size, model.num_frames, model.img_size, model.img_size, 3), np.uint8),
         "action": rng.integers(0, num_actions, batch_size).astype(np.int32),
         "scene": rng.integers(0, num_scenes, batch_size).astype(np.int32),
-        "scene_teacher_logits": rng.standard_normal((batch_size, num_scenes)).astype(np.float32),
-        "clip_mask_target": rng.uniform(size=(batch_size, grid_h * grid_w)).astype(np.float32),
-        "tubelet_mask_target": rng.uniform(size=(batch_size, grid_t * grid_h * grid_w)).astype(np.float32),
+        "index": np.arange(batch_size, dtype=np.int32),
     }
-    return jnp.asarray(clips), {k: jnp.asarray(v) for k, v in targets.items()}
-
-
-def make_train_step(config: Any, model: Any, learning_rate: float = 1e-4, weight_decay: float = 0.05):
-    """(jitted step(params, opt_state, clips, targets, step) -> (params, opt_state, metrics), params, opt_state).
-
-    A plain optax.adamw stands in for the project's optimizer; randomness per step = fold_in(key, step).
-    """
-    import optax
-    from flax import nnx
-
-    from devias_jax import losses
-
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    optimizer = optax.adamw(learning_rate, b1=0.9, b2=0.999, eps=1e-8, weight_decay=weight_decay)
-    opt_state = optimizer.init(params)
-    base_key = jax.random.key(int(config.get("seed", 0)))
-
-    def loss_fn(params, clips, targets, key):
-        module = nnx.merge(graphdef, params, rest)
-        outputs = module(clips, train=True, rngs=nnx.Rngs(dropout=key))
-        return losses.compute_loss(config, outputs, targets)
-
-    @jax.jit
-    def train_step(params, opt_state, clips, targets, step):
-        key = jax.random.fold_in(base_key, step)
-        (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, clips, targets, key)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        metrics["grad_norm"] = optax.global_norm(grads)
-        return optax.apply_updates(params, updates), opt_state, metrics
-
-    return train_step, params, opt_state
 
 
 def run(config: Any, batch_size: int, steps: int, warmup: int, peak_tflops: float = 0.0) -> dict[str, float]:
-    from flax import nnx
-
-    from devias_jax import config_validation
-    from devias_jax.models import build_model
+    """Times the trainer's own step (devias_jax.train.build_step): on-device FAME targets, scene mix,
+    the online teacher when configured (random weights here), model, matching, losses, backward and the
+    project's AdamW, over the mesh of config.sharding (global batch `batch_size`)."""
+    from devias_jax import config_validation, sharding
+    from devias_jax.train import build_step
 
     config_validation.validate(config)
-    device = jax.devices()[0]
-    model = build_model(config.model, rngs=nnx.Rngs(0))
-    train_step, params, opt_state = make_train_step(config, model)
-    clips, targets = random_batch(config, batch_size)
+    mesh = sharding.make_mesh(config.sharding.fsdp, num_devices=config.sharding.num_devices)
+    sharding.local_batch_size(batch_size, mesh)  # a clear error if the batch does not split over the mesh
+    parts = build_step(config, mesh, global_batch=batch_size, total_steps=10_000, warmup_steps=10,
+                       random_teacher=True)
+    state = parts.init_state(jax.random.key(0))
+    batch = sharding.to_global(random_batch(config, batch_size), mesh)
     start = time.perf_counter()
-    params, opt_state, metrics = train_step(params, opt_state, clips, targets, 0)
+    state, metrics = parts.train_step(state, batch, parts.frozen)
     jax.block_until_ready(metrics)
     compile_s = time.perf_counter() - start
-    for step in range(1, warmup):
-        params, opt_state, metrics = train_step(params, opt_state, clips, targets, step)
+    for _ in range(1, warmup):
+        state, metrics = parts.train_step(state, batch, parts.frozen)
     jax.block_until_ready(metrics)
     times = []
-    for step in range(warmup, warmup + steps):
+    for _ in range(steps):
         start = time.perf_counter()
-        params, opt_state, metrics = train_step(params, opt_state, clips, targets, step)
+        state, metrics = parts.train_step(state, batch, parts.frozen)
         jax.block_until_ready(metrics)
         times.append(time.perf_counter() - start)
     step_s = statistics.median(times)
+    devices = mesh.devices.size
     train_flops = 3 * 2 * forward_macs(config.model) * batch_size
+    device = mesh.devices.flat[0]
     peak = peak_tflops * 1e12 if peak_tflops else peak_flops(device)
-    result = {"step_s": step_s, "clips_per_s": batch_size / step_s, "compile_s": compile_s,
+    result = {"step_s": step_s, "clips_per_s": batch_size / step_s, "compile_s": compile_s, "devices": devices,
               "forward_gflops_per_clip": 2 * forward_macs(config.model) / 1e9,
               "achieved_tflops": train_flops / step_s / 1e12, "loss": float(metrics["loss"]),
               "grad_norm": float(metrics["grad_norm"])}
     if peak and device.platform != "cpu":
-        result["mfu"] = train_flops / step_s / peak
+        result["mfu"] = train_flops / step_s / (peak * devices)
     return result
 
 
@@ -184,11 +153,14 @@ def main(argv: list[str]) -> None:
     device = jax.devices()[0]
     result = run(config, flag.batch_size, flag.steps, flag.warmup, flag.peak_tflops)
     model = config.model
+    mesh = f"fsdp {config.sharding.fsdp}" if config.sharding.fsdp != 1 else "data parallel"
     print(f"method {config.method} (model {model.name}, variant {model.variant}, dtype {model.dtype}, "
-          f"{model.num_frames}x{model.img_size}, matching {config.loss.matching}) on "
-          f"{device.platform}:{getattr(device, 'device_kind', '?')} x{jax.device_count()} (timing one device)")
-    print(f"batch {flag.batch_size}: step {result['step_s'] * 1e3:.1f} ms (median of {flag.steps}), "
-          f"{result['clips_per_s']:.1f} clips/s, compile {result['compile_s']:.1f} s")
+          f"{model.num_frames}x{model.img_size}, matching {config.loss.matching}, scene mix "
+          f"{config.augment.scene_mix_prob}) on {result['devices']} x {device.platform}:"
+          f"{getattr(device, 'device_kind', '?')} ({mesh})")
+    print(f"global batch {flag.batch_size}: step {result['step_s'] * 1e3:.1f} ms (median of {flag.steps}), "
+          f"{result['clips_per_s']:.1f} clips/s, {result['clips_per_s'] / result['devices']:.1f} clips/s per "
+          f"device, compile {result['compile_s']:.1f} s")
     print(f"model FLOPs: {result['forward_gflops_per_clip']:.4g} GFLOPs/clip forward, x3 per training clip; "
           f"achieved {result['achieved_tflops']:.4g} TFLOP/s")
     if "mfu" in result:
@@ -204,7 +176,7 @@ if __name__ == "__main__":
     from ml_collections import config_flags
 
     config_flags.DEFINE_config_file("config", None, "recipe file with ':args', e.g. configs/ucf101.py:method=devias")
-    flags.DEFINE_integer("batch_size", 8, "clips per step (one device)")
+    flags.DEFINE_integer("batch_size", 8, "global clips per step (split over the mesh)")
     flags.DEFINE_integer("steps", 10, "timed steps")
     flags.DEFINE_integer("warmup", 2, "untimed steps, the first one compiles")
     flags.DEFINE_float("peak_tflops", 0.0, "the accelerator's peak TFLOP/s for MFU (0: look up device_kind)")

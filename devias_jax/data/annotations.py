@@ -177,10 +177,20 @@ def load(config: Any, path: str | None = None) -> Annotations:
                      require_scene=path in (None, data.train_list))
 
 
+def active_suites(config: Any) -> dict[str, Any]:
+    """config.eval.suites restricted to config.eval.only (comma-separated names; '' = all)."""
+    evaluation = config.get("eval", {})
+    suites = dict(evaluation.get("suites", {}))
+    only = [name.strip() for name in str(evaluation.get("only", "")).split(",") if name.strip()]
+    unknown = sorted(set(only) - set(suites))
+    if unknown:
+        raise AnnotationError(f"config.eval.only names unknown suites {unknown}; the recipe has {sorted(suites)}")
+    return {name: suites[name] for name in (only or sorted(suites))}
+
+
 def eval_lists(config: Any) -> dict[str, str]:
-    """{suite name: list path} for config.eval.suites (each suite: list, tasks, group)."""
-    suites = config.get("eval", {}).get("suites", {})
-    return {name: list_path(config, suite.list) for name, suite in suites.items()}
+    """{suite name: list path} for the active evaluation suites (each suite: list, tasks, group)."""
+    return {name: list_path(config, suite.list) for name, suite in active_suites(config).items()}
 
 
 def validate(config: Any) -> dict[str, Annotations]:

@@ -114,10 +114,12 @@ def _trajectory(action: str, spec: Spec, rng: np.random.Generator):
     """Per-frame centre (y, x) in pixels, scale and rotation for one actor motion pattern."""
     frames = np.arange(spec.frames, dtype=np.float32)
     size = min(spec.height, spec.width)
-    period = rng.uniform(12.0, 20.0)
+    # One slow period per 16 x 4-frame training window: stride-4 sampling traces the path smoothly
+    # (faster periods alias into patterns a small model cannot tell apart).
+    period = rng.uniform(28.0, 40.0)
     phase = rng.uniform(0, 2 * np.pi)
     wave = np.sin(2 * np.pi * frames / period + phase)
-    amp = rng.uniform(0.2, 0.3) * size
+    amp = rng.uniform(0.28, 0.36) * size  # the actor crosses several 16x16 patches
     direction = rng.choice([-1.0, 1.0])
     ones = np.ones_like(frames)
     y, x = np.zeros_like(frames), np.zeros_like(frames)
