@@ -15,9 +15,11 @@ from ml_collections import config_flags
 config_flags.DEFINE_config_file("config", None, "recipe file, optionally with ':args' "
                                 "(e.g. configs/ucf101.py:method=devias,variant=B,smoke)", lock_config=True)
 flags.DEFINE_string("workdir", None, "directory for checkpoints, logs and reports")
-flags.DEFINE_enum("mode", "train", ["train", "eval", "info"],
+flags.DEFINE_enum("mode", "train", ["train", "eval", "info", "knn", "retrieval"],
                   "train: train (resuming from --workdir) and evaluate; eval: evaluate the workdir's latest "
-                  "checkpoint (or config.init_from); info: build the model and print its outputs")
+                  "checkpoint (or config.init_from); info: build the model and print its outputs; knn: the "
+                  "disentanglement k-NN table (paper Table 1) -> <workdir>/eval/knn.json; retrieval: R@k of "
+                  "test clips querying the train gallery -> <workdir>/eval/retrieval.json")
 flags.mark_flags_as_required(["config", "workdir"])
 FLAGS = flags.FLAGS
 
@@ -55,7 +57,19 @@ def run_eval(config, workdir: str) -> None:
     evaluate_checkpoint(config, workdir)
 
 
-MODES = {"train": run_train, "eval": run_eval, "info": run_info}
+def run_knn(config, workdir: str) -> None:
+    from devias_jax.analysis import run_knn as knn
+
+    knn(config, workdir)
+
+
+def run_retrieval(config, workdir: str) -> None:
+    from devias_jax.analysis import run_retrieval as retrieval
+
+    retrieval(config, workdir)
+
+
+MODES = {"train": run_train, "eval": run_eval, "info": run_info, "knn": run_knn, "retrieval": run_retrieval}
 
 
 def main(argv: list[str]) -> None:

@@ -148,6 +148,15 @@ def data_config() -> ml_collections.ConfigDict:
         "batch_timeout_s": 600.0,  # a training batch that takes longer stops the run (stuck decoder)
         "max_failure_fraction": 0.05,  # stop (listing the bad files) past this fraction of undecodable files
         "check_files": False,  # True: every listed file must exist (checked before any compilation)
+        # --- image datasets (the scene teacher, REFERENCE §8; devias_jax/data/images.py): each image is
+        # one frame repeated num_frames times; train_list and the suites' lists name folders / splits
+        "source": "videos",  # videos (lists above) / image_folder (<class>/<image> tree or 'path label' list) / tfds
+        "image_task": "scene",  # the image class is the scene label (action -1), or 'action'
+        "classes_file": "",  # image_folder: class folder names in label order, one a line ('' = sorted)
+        "tfds_name": "",  # tfds: a dataset prepared in ArrayRecord format, e.g. 'places365_small'
+        "tfds_data_dir": "",  # '' = TFDS's default directory
+        "tfds_image_key": "image",
+        "tfds_label_key": "label",
     })
 
 
@@ -280,6 +289,30 @@ def eval_config() -> ml_collections.ConfigDict:
     })
 
 
+def analysis_config() -> ml_collections.ConfigDict:
+    """Disentanglement analysis (REFERENCE §9; devias_jax/analysis.py, --mode=knn / retrieval,
+    scripts/extract_features.py, scripts/visualize.py). Lists are relative to data.root."""
+    return ml_collections.ConfigDict({
+        "knn_train_list": "",  # the gallery; '' = data.train_list
+        "knn_test_list": "",  # the queries; '' = the list of the first (by name) evaluation suite in group 'seen'
+        "knn_ks": (10, 20),
+        "knn_temperature": 0.07,  # DINO-style vote weight exp(cosine / T)
+        "action_feature": "action_feature",  # model outputs used as the action / scene features ('gap' =
+        "scene_feature": "scene_feature",  # mean of the backbone tokens)
+        "retrieval_features": "action_feature,scene_feature",  # each scored against action and scene labels
+        "retrieval_ks": (1, 5, 10, 20, 50),
+        "batch_size": 0,  # videos per global batch while extracting features; 0 = eval.batch_size
+        "cache_features": True,  # keep extracted features in <workdir>/eval/features (keyed by checkpoint)
+        "embedding": "umap",  # umap (umap-learn) / tsne (scikit-learn)
+        "embedding_list": "",  # '' = knn_test_list
+        "embedding_max_points": 3000,  # a random subset of a longer list is embedded
+        "attention_list": "",  # '' = knn_test_list; its first attention_videos videos are drawn
+        "attention_videos": 4,
+        "attention_frames": 8,  # frames shown per video
+        "slot_list": "",  # slot-role frequency over this list; '' = knn_test_list
+    })
+
+
 def base_config(args: dict[str, Any]) -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     config.method = args["method"]
@@ -294,6 +327,7 @@ def base_config(args: dict[str, Any]) -> ml_collections.ConfigDict:
     config.distributed = distributed_config()
     config.checkpoint = checkpoint_config()
     config.eval = eval_config()
+    config.analysis = analysis_config()
     # One value under two names: the data's class counts are the model's (set either one).
     config.data.num_actions = config.model.get_ref("num_classes")
     config.data.num_scenes = config.model.get_ref("num_scenes")

@@ -18,7 +18,10 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "loss.matching": ("exact", "scipy", "greedy", "hard"),
     "data.scene_source": ("list", "teacher", "none"),
     "data.list_format": ("auto", "video", "frames"),
+    "data.source": ("videos", "image_folder", "tfds"),
+    "data.image_task": ("scene", "action"),
     "eval.scene_topk": (1, 5),
+    "analysis.embedding": ("umap", "tsne"),
 }
 # dotted keys that must be > 0 / >= 0 / within [0, 1).
 POSITIVE: list[str] = ["model.embed_dim", "model.depth", "model.num_heads", "model.patch_size",
@@ -46,7 +49,7 @@ PROBABILITIES: list[str] = ["model.drop_path_rate", "model.head_dropout", "loss.
                             "augment.background_erase_max", "augment.mixup_switch_prob",
                             "augment.random_erase_prob", "optim.b1", "optim.b2"]
 # dotted keys that are probabilities where 1 is allowed: [0, 1].
-CLOSED_PROBABILITIES: list[str] = ["augment.rand_augment_prob", "augment.mixup_prob"]
+CLOSED_PROBABILITIES: list[str] = ["augment.scene_mix_prob", "augment.rand_augment_prob", "augment.mixup_prob"]
 
 
 class ConfigError(ValueError):
@@ -88,6 +91,7 @@ def validate(config: Any) -> None:
             raise ConfigError(f"config.{key}={value!r}; expected a value in [0, 1]")
     _validate_data(config)
     _validate_training(config)
+    _validate_analysis(config)
     model = config.get("model")
     if model is not None and "num_slots" in model and model.num_slots < 2:
         raise ConfigError(f"config.model.num_slots={model.num_slots}; expected >= 2 (an action and a scene slot)")
@@ -122,6 +126,27 @@ def _validate_training(config: Any) -> None:
                           f"{model.name!r} also learns scenes from its clips (use them with action_vit)")
 
 
+def _validate_analysis(config: Any) -> None:
+    """config.analysis: positive k lists and counts, a positive temperature."""
+    analysis = config.get("analysis")
+    if analysis is None:
+        return
+    for key in ("knn_ks", "retrieval_ks"):
+        values = analysis.get(key)
+        if values is not None and (not len(values) or any(isinstance(k, bool) or not isinstance(k, int) or k < 1
+                                                          for k in values)):
+            raise ConfigError(f"config.analysis.{key}={tuple(values)!r}; expected positive whole numbers")
+    for key in ("knn_temperature", "attention_videos", "attention_frames", "embedding_max_points"):
+        if key in analysis and not analysis[key] > 0:
+            raise ConfigError(f"config.analysis.{key}={analysis[key]!r}; expected a positive number")
+    if "batch_size" in analysis and analysis.batch_size < 0:
+        raise ConfigError(f"config.analysis.batch_size={analysis.batch_size!r}; expected 0 (eval.batch_size) "
+                          "or a positive number")
+    for key in ("action_feature", "scene_feature", "retrieval_features"):
+        if key in analysis and not str(analysis[key]).strip():
+            raise ConfigError(f"config.analysis.{key} is empty; expected a model output name, e.g. 'action_feature'")
+
+
 def _validate_data(config: Any) -> None:
     """Cross-field checks of config.data / config.augment (clip geometry agrees with the model)."""
     data, model, augment = config.get("data"), config.get("model"), config.get("augment")
@@ -136,6 +161,12 @@ def _validate_data(config: Any) -> None:
             raise ConfigError(f"config.data.short_side={data.short_side} is smaller than the crop size {size}")
     if data is not None and data.get("scene_source") == "list" and "num_scenes" in data and data.num_scenes < 1:
         raise ConfigError("config.data.num_scenes must be >= 1 when config.data.scene_source='list'")
+    if data is not None and data.get("source", "videos") != "videos":
+        if data.get("scene_source") == "teacher":
+            raise ConfigError(f"config.data.source={data.source!r} labels each image with its class; set "
+                              "config.data.scene_source='list' (the online teacher runs on video lists)")
+        if data.source == "tfds" and not data.get("tfds_name"):
+            raise ConfigError("config.data.source='tfds' needs config.data.tfds_name (e.g. 'places365_small')")
     if augment is not None and "crop_area" in augment:
         low, high = augment.crop_area
         if not 0 < low <= high <= 1:

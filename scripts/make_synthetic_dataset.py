@@ -31,6 +31,11 @@ flags.DEFINE_integer("train_per_action", _DEFAULT.train_per_action, "training cl
 flags.DEFINE_integer("val_per_action", _DEFAULT.val_per_action, "val_seen and val_unseen clips per action")
 flags.DEFINE_integer("scene_only_per_scene", _DEFAULT.scene_only_per_scene, "scene_only clips per scene")
 flags.DEFINE_float("correlation", _DEFAULT.correlation, "fraction of training clips in the action's home scene")
+flags.DEFINE_list("actions", [], f"motion names, one per action class, from {', '.join(synthetic.ACTIONS)} "
+                  "(default: the first num_actions)")
+flags.DEFINE_float("motion", _DEFAULT.motion, "motion amplitude as a fraction of the frame")
+flags.DEFINE_float("actor_size", _DEFAULT.actor_size, "actor radius as a fraction of the frame")
+flags.DEFINE_float("clutter", _DEFAULT.clutter, "background pattern and actor stripe contrast in [0, 1]")
 flags.DEFINE_list("splits", list(synthetic.SPLITS), "splits to write")
 flags.DEFINE_integer("workers", 1, "parallel processes")
 flags.mark_flag_as_required("out")
@@ -43,10 +48,13 @@ def main(argv: list[str]) -> None:
     unknown = set(FLAGS.splits) - set(synthetic.SPLITS)
     if unknown:
         raise app.UsageError(f"--splits: unknown {sorted(unknown)}; expected some of {list(synthetic.SPLITS)}")
-    spec = synthetic.Spec(num_actions=FLAGS.num_actions, num_scenes=FLAGS.num_scenes, height=FLAGS.height,
+    num_actions = len(FLAGS.actions) or FLAGS.num_actions
+    spec = synthetic.Spec(num_actions=num_actions, actions=tuple(FLAGS.actions), num_scenes=FLAGS.num_scenes, height=FLAGS.height,
                           width=FLAGS.width, frames=FLAGS.frames, train_per_action=FLAGS.train_per_action,
                           val_per_action=FLAGS.val_per_action, scene_only_per_scene=FLAGS.scene_only_per_scene,
-                          correlation=FLAGS.correlation, seed=FLAGS.seed)
+                          correlation=FLAGS.correlation, motion=FLAGS.motion, actor_size=FLAGS.actor_size,
+                          clutter=FLAGS.clutter,
+                          seed=FLAGS.seed)
     summary = synthetic.generate(FLAGS.out, spec, workers=FLAGS.workers, splits=tuple(FLAGS.splits), progress=True)
     counts = ", ".join(f"{split} {count}" for split, count in summary["counts"].items())
     print(f"wrote {FLAGS.out}: {counts} clips, {summary['video_bytes'] / 2**20:.1f} MiB of video, "

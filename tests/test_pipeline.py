@@ -187,3 +187,30 @@ def test_train_stream_validation(root):
     next(stream)
     assert stream.step == 1
     assert TINY.train_per_action * TINY.num_actions == len(stream.annotations)
+
+
+def test_process_exits_with_open_streams(root, tmp_path):
+    """A process that leaves a running train and eval stream behind still exits: a live tf.data
+    iterator torn down during interpreter finalisation used to hang the process for minutes."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = tmp_path / "leave_streams_open.py"
+    script.write_text(textwrap.dedent(f"""
+        from devias_jax.data import pipeline
+        from tests.data_helpers import data_config
+        config = data_config({root!r})
+        train = pipeline.train_batches(config, global_batch_size=8, process_index=0, process_count=1, seed=0)
+        next(train)
+        evaluation = pipeline.eval_batches(config, config.data.train_list, batch_size=4, process_index=0, process_count=1)
+        next(iter(evaluation))
+        print("batches read")
+    """))
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": repo}
+    # A hang shows up as the timeout (generous: the run itself takes seconds).
+    result = subprocess.run([sys.executable, str(script)], cwd=repo, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "batches read" in result.stdout

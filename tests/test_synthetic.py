@@ -31,7 +31,22 @@ def test_plan_splits_and_correlation():
     assert (only[:, 0] == -1).all() and np.bincount(only[:, 1]).tolist() == [10] * 6
     assert synthetic.plan(synthetic.Spec(correlation=0.0))["train"] != synthetic.plan(spec)["train"]
     with pytest.raises(ValueError):
-        synthetic.Spec(num_actions=9)
+        synthetic.Spec(num_actions=len(synthetic.ACTIONS) + 1)
+    for bad in (dict(num_actions=2, actions=("rise",)), dict(num_actions=2, actions=("rise", "jump")),
+                dict(num_actions=2, actions=("rise", "rise")), dict(clutter=1.5)):
+        with pytest.raises(ValueError):
+            synthetic.Spec(**bad)
+
+
+def test_chosen_motions_move_the_actor_as_named():
+    """Spec.actions picks the motions; 'rise' moves the actor up, 'fall' down, 'grow' enlarges it."""
+    spec = synthetic.Spec(num_actions=3, actions=("rise", "fall", "grow"), motion=0.2, noise=0.0)
+    assert spec.action_names == ("rise", "fall", "grow")
+    rng = np.random.default_rng(0)
+    masks = [synthetic.render_clip(spec, action, 0, rng)[1] for action in range(3)]
+    centre_y = [np.nonzero(m[t])[0].mean() for m in masks[:2] for t in (0, -1)]
+    assert centre_y[1] < centre_y[0] - 10 and centre_y[3] > centre_y[2] + 10  # rise: up; fall: down
+    assert masks[2][-1].sum() > 1.5 * masks[2][0].sum()  # grow: area 0.7^2 -> 1.3^2
 
 
 def test_generated_dataset_files_lists_and_masks():

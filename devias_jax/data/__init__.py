@@ -1,4 +1,5 @@
-"""Video input: annotation lists, decoding, the tf.data streams and the synthetic dataset.
+"""Video input: annotation lists, decoding, the tf.data streams and the synthetic dataset; image datasets
+as clips (images.py: config.data.source = 'image_folder' / 'tfds', the scene teacher's Places365).
 
 `train_batches` / `eval_batches` (devias_jax.data.pipeline) are the trainer's entry points; importing
 this package does not import TensorFlow (only the streams do, with every GPU hidden from it).

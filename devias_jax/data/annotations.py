@@ -168,13 +168,20 @@ def list_path(config: Any, path: str) -> str:
 
 
 def load(config: Any, path: str | None = None) -> Annotations:
-    """The list at `path` (default: data.train_list) parsed with the settings in config.data."""
+    """The list at `path` (default: data.train_list) parsed with the settings in config.data; for an
+    image dataset (config.data.source 'image_folder' / 'tfds') the images.ImageSet it names."""
     data = config.data
+    if data.get("source", "videos") != "videos":
+        from devias_jax.data import images
+
+        return images.load(config, path)
+    training = path in (None, data.train_list)
+    # scene_source decides the TRAINING scene targets; an evaluation list is scored against its own scene
+    # column whenever it has one (e.g. the teacher's pseudo labels from scripts/pseudo_scene_labels.py).
     return load_list(list_path(config, path or data.train_list), root=data.root,
                      num_actions=data.num_actions, num_scenes=data.num_scenes,
-                     scene_source=data.scene_source, list_format=data.list_format,
-                     video_ext=data.video_ext, check_files=data.check_files,
-                     require_scene=path in (None, data.train_list))
+                     scene_source=data.scene_source if training else "list", list_format=data.list_format,
+                     video_ext=data.video_ext, check_files=data.check_files, require_scene=training)
 
 
 def active_suites(config: Any) -> dict[str, Any]:
@@ -196,6 +203,10 @@ def eval_lists(config: Any) -> dict[str, str]:
 def validate(config: Any) -> dict[str, Annotations]:
     """Parses the training list and every evaluation list; call before compiling anything."""
     parsed = {"train": load(config)} if config.data.train_list else {}
+    if config.data.get("source", "videos") != "videos":  # image sets: suite lists are folders or split names
+        for name, suite in active_suites(config).items():
+            parsed[name] = load(config, suite.list)
+        return parsed
     for name, path in eval_lists(config).items():
         parsed[name] = load(config, path)
     return parsed

@@ -22,10 +22,13 @@ augment.py's evaluation helpers) and never sees an accelerator.
 
 from __future__ import annotations
 
+import atexit
+import gc
 import math
 import os
 import threading
-from typing import Any, Iterator
+import weakref
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -77,6 +80,28 @@ def num_workers(config: Any) -> int:
 
 def _seed_words(seed: int) -> int:
     return int(seed) & 0x7FFFFFFF
+
+
+_OPEN_STREAMS: "weakref.WeakSet[Any]" = weakref.WeakSet()
+_CLOSE_AT_EXIT_REGISTERED = False
+
+
+def _track_open(stream: Any) -> None:
+    """Remembers a stream whose tf.data iterator is running. At interpreter exit a live iterator's
+    destructor waits for its map threads, which can no longer take the GIL once finalisation has
+    started: the process would hang instead of exiting. An atexit hook, registered after TensorFlow's
+    own (so it runs before them), drops every open iterator while the interpreter is still whole."""
+    global _CLOSE_AT_EXIT_REGISTERED
+    _OPEN_STREAMS.add(stream)
+    if not _CLOSE_AT_EXIT_REGISTERED:
+        atexit.register(_close_open_streams)
+        _CLOSE_AT_EXIT_REGISTERED = True
+
+
+def _close_open_streams() -> None:
+    for stream in list(_OPEN_STREAMS):
+        stream._iterator = None
+    gc.collect()
 
 
 def _options(tf, workers: int):
@@ -151,6 +176,7 @@ class TrainStream:
         tf = import_tf()
         if self._iterator is None:
             self._iterator = iter(self._dataset(self._start_step).as_numpy_iterator())
+            _track_open(self)
         try:
             clips, action, scene, index = next(self._iterator)
         except tf.errors.OpError:
@@ -184,28 +210,42 @@ class TrainStream:
     def load(self, counter: int) -> tuple[np.ndarray, int]:
         """Local element `counter` -> (augmented clip uint8 (T, S, S, 3), list row). Runs in tf.data's
         map threads; decord and PIL release the GIL while they work."""
-        ann = self.annotations
+        return self.load_with_replacements(counter, self._read_video)
+
+    def sample_name(self, row: int) -> str:
+        """What failures are counted and reported by (the file of a row)."""
+        return self.annotations.paths[row]
+
+    def _read_video(self, row: int, rng: np.random.Generator) -> np.ndarray:
+        ann, data = self.annotations, self.config.data
+        frames = self._decoder.read(
+            ann.paths[row], lambda n: decode.train_indices(n, self.num_frames, data.frame_stride, rng),
+            is_frames=bool(ann.is_frames[row]), num_frames=int(ann.num_frames[row]))
+        return augment.train_clip(frames, rng, self.img_size, self.config.augment)
+
+    def load_with_replacements(self, counter: int, read: Callable[[int, np.random.Generator], Any]
+                               ) -> tuple[Any, int]:
+        """(read(row, rng), row) for local element `counter`: `read` draws every random choice from
+        `rng` (seeded by the stream position and attempt) and raises decode.DecodeError for a bad
+        sample, which is counted and replaced by a deterministic draw from the list."""
         position = self.position(int(counter))
         row = self.row(position)
-        data = self.config.data
         for attempt in range(_MAX_REPLACEMENTS + 1):
             if attempt:  # deterministic replacement for a bad file
-                row = int(np.random.default_rng([self.seed, position, attempt]).integers(len(ann)))
-            path = ann.paths[row]
-            if self.failures.is_bad(path):
+                row = int(np.random.default_rng([self.seed, position, attempt]).integers(len(self.annotations)))
+            name = self.sample_name(row)
+            if self.failures.is_bad(name):
                 continue
             rng = np.random.default_rng([self.seed, position, attempt, 1])
             try:
-                frames = self._decoder.read(
-                    path, lambda n: decode.train_indices(n, self.num_frames, data.frame_stride, rng),
-                    is_frames=bool(ann.is_frames[row]), num_frames=int(ann.num_frames[row]))
+                value = read(row, rng)
             except decode.DecodeError as error:
-                self.failures.record(path, _reason(error, path))
+                self.failures.record(name, _reason(error, name))
                 if self.failures.error is not None:
                     raise self.failures.error
                 continue
-            self.failures.record(path, None)
-            return augment.train_clip(frames, rng, self.img_size, self.config.augment), row
+            self.failures.record(name, None)
+            return value, row
         raise self.failures.fail(f"{_MAX_REPLACEMENTS + 1} files in a row could not be decoded")
 
     def _dataset(self, start_step: int):
@@ -237,7 +277,13 @@ class TrainStream:
 
 def train_batches(config: Any, *, global_batch_size: int, process_index: int, process_count: int,
                   seed: int, start_step: int = 0) -> TrainStream:
-    """Infinite, deterministic iterator of this process's training batches (see TrainStream)."""
+    """Infinite, deterministic iterator of this process's training batches (see TrainStream; image
+    datasets, config.data.source != 'videos': images.ImageTrainStream)."""
+    if config.data.get("source", "videos") != "videos":
+        from devias_jax.data import images
+
+        return images.ImageTrainStream(config, global_batch_size=global_batch_size, process_index=process_index,
+                                       process_count=process_count, seed=seed, start_step=start_step)
     return TrainStream(config, global_batch_size=global_batch_size, process_index=process_index,
                        process_count=process_count, seed=seed, start_step=start_step)
 
@@ -284,6 +330,7 @@ class EvalStream:
         tf = import_tf()
         if self._iterator is None:
             self._iterator = iter(self._dataset().as_numpy_iterator())
+            _track_open(self)
         try:
             clips, action, scene, index, valid = next(self._iterator)
         except tf.errors.OpError:
@@ -349,6 +396,12 @@ class EvalStream:
 
 def eval_batches(config: Any, list_path: str, *, batch_size: int, process_index: int,
                  process_count: int) -> EvalStream:
-    """Finite iterator over one evaluation list (see EvalStream); `len()` batches on every process."""
+    """Finite iterator over one evaluation list (see EvalStream; image datasets: images.ImageEvalStream,
+    one view); `len()` batches on every process."""
+    if config.data.get("source", "videos") != "videos":
+        from devias_jax.data import images
+
+        return images.ImageEvalStream(config, list_path, batch_size=batch_size, process_index=process_index,
+                                      process_count=process_count)
     return EvalStream(config, list_path, batch_size=batch_size, process_index=process_index,
                       process_count=process_count)

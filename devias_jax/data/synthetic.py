@@ -29,7 +29,10 @@ from typing import Any
 
 import numpy as np
 
-ACTIONS = ("sway", "bounce", "circle", "diagonal", "pulse", "spin", "figure_eight", "shake")
+ACTIONS = ("sway", "bounce", "circle", "diagonal", "pulse", "spin", "figure_eight", "shake",
+           # monotonic motions (one direction over the whole clip; 'rise'/'fall'/'grow'/'shrink' are
+           # unchanged by a horizontal flip, so flip augmentation keeps their labels true)
+           "rise", "fall", "grow", "shrink")
 SCENES = ("stripes", "columns", "checker", "rings", "diagonals", "horizon", "dots", "waves")
 SPLITS = ("train", "val_seen", "val_unseen", "scene_only")
 
@@ -37,6 +40,7 @@ SPLITS = ("train", "val_seen", "val_unseen", "scene_only")
 @dataclasses.dataclass(frozen=True)
 class Spec:
     num_actions: int = 6
+    actions: tuple[str, ...] = ()  # motion names from ACTIONS, one per action class; () = ACTIONS[:num_actions]
     num_scenes: int = 6
     height: int = 64
     width: int = 64
@@ -46,6 +50,11 @@ class Spec:
     val_per_action: int = 10  # each of val_seen and val_unseen
     scene_only_per_scene: int = 10
     correlation: float = 0.9  # fraction of training clips in the action's home scene
+    motion: float = 0.1  # motion amplitude as a fraction of the frame: small, in-place motions keep the
+    #                      actor's motion trail (what FAME segments) close to the actor itself
+    actor_size: float = 0.2  # actor radius as a fraction of the frame
+    clutter: float = 1.0  # background pattern contrast and actor stripe contrast (0 = flat colours): less
+    #                       clutter makes the motion easier to learn for a small model trained from scratch
     noise: float = 2.0  # per-frame pixel noise (uint8 units)
     crf: int = 18
     seed: int = 0
@@ -53,12 +62,22 @@ class Spec:
     def __post_init__(self):
         if not 1 <= self.num_actions <= len(ACTIONS):
             raise ValueError(f"num_actions={self.num_actions}; expected 1..{len(ACTIONS)}")
+        if self.actions:
+            unknown = [name for name in self.actions if name not in ACTIONS]
+            if unknown or len(self.actions) != self.num_actions or len(set(self.actions)) != len(self.actions):
+                raise ValueError(f"actions={self.actions}: expected {self.num_actions} distinct names from {ACTIONS}")
         if not 2 <= self.num_scenes <= 4 * len(SCENES):
             raise ValueError(f"num_scenes={self.num_scenes}; expected 2..{4 * len(SCENES)}")
         if self.height % 2 or self.width % 2 or min(self.height, self.width) < 16:
             raise ValueError(f"size {self.height}x{self.width}: H.264 needs even sizes >= 16")
+        if not 0.0 <= self.clutter <= 1.0:
+            raise ValueError(f"clutter={self.clutter}; expected a value in [0, 1]")
         if not 0.0 <= self.correlation <= 1.0:
             raise ValueError(f"correlation={self.correlation}; expected a value in [0, 1]")
+
+    @property
+    def action_names(self) -> tuple[str, ...]:
+        return tuple(self.actions) or ACTIONS[:self.num_actions]
 
     def home_scene(self, action: int) -> int:
         return action % self.num_scenes
@@ -104,7 +123,7 @@ def render_background(spec: Spec, scene: int, rng: np.random.Generator) -> np.nd
         level = np.where(np.hypot(dx, dy) < 0.28, 1.0, -1.0)
     else:  # waves
         level = np.sin(2 * np.pi * (freq * v + 0.15 * np.sin(2 * np.pi * (2 * u * aspect + phase))))
-    weight = (np.clip(level, -1, 1)[..., None] + 1.0) / 2.0
+    weight = (spec.clutter * np.clip(level, -1, 1)[..., None] + 1.0) / 2.0
     image = colour_a * weight + colour_b * (1.0 - weight)
     texture = rng.normal(0.0, 0.025, (height, width, 1)).astype(np.float32)
     return np.clip(image + texture, 0.0, 1.0)
@@ -119,7 +138,7 @@ def _trajectory(action: str, spec: Spec, rng: np.random.Generator):
     period = rng.uniform(28.0, 40.0)
     phase = rng.uniform(0, 2 * np.pi)
     wave = np.sin(2 * np.pi * frames / period + phase)
-    amp = rng.uniform(0.28, 0.36) * size  # the actor crosses several 16x16 patches
+    amp = rng.uniform(0.8, 1.2) * spec.motion * size
     direction = rng.choice([-1.0, 1.0])
     ones = np.ones_like(frames)
     y, x = np.zeros_like(frames), np.zeros_like(frames)
@@ -134,16 +153,21 @@ def _trajectory(action: str, spec: Spec, rng: np.random.Generator):
     elif action == "diagonal":
         x, y = direction * amp * 0.75 * wave, amp * 0.75 * wave
     elif action == "pulse":
-        scale = 1.15 + 0.55 * wave
+        scale = 1.0 + 0.3 * wave
     elif action == "spin":  # an ellipse has a 180-degree symmetry: spin slowly enough for stride 4
         angle = angle + direction * 2 * np.pi * frames / (2.2 * period)
     elif action == "figure_eight":
         x = amp * np.sin(2 * np.pi * frames / (1.5 * period) + phase)
         y = amp * 0.5 * np.sin(4 * np.pi * frames / (1.5 * period) + 2 * phase)
+    elif action in ("rise", "fall"):  # steady drift over the whole clip, 2 x amp in total
+        y = (1.0 if action == "fall" else -1.0) * amp * (2.0 * frames / max(spec.frames - 1, 1) - 1.0)
+    elif action in ("grow", "shrink"):
+        ramp = 2.0 * frames / max(spec.frames - 1, 1) - 1.0
+        scale = 1.0 + 0.3 * (ramp if action == "grow" else -ramp)
     else:  # shake: small fast jitter in both axes
         x = 0.3 * amp * np.sign(np.sin(2 * np.pi * frames / 4.0 + phase))
         y = 0.3 * amp * np.sign(np.cos(2 * np.pi * frames / 6.0 + phase))
-    margin = 0.22 * size + np.abs(np.stack([y, x])).max(axis=1)
+    margin = 1.3 * spec.actor_size * size + np.abs(np.stack([y, x])).max(axis=1)
     cy = rng.uniform(min(margin[0], spec.height / 2), max(spec.height - margin[0], spec.height / 2))
     cx = rng.uniform(min(margin[1], spec.width / 2), max(spec.width - margin[1], spec.width / 2))
     return cy + y, cx + x, scale, angle
@@ -156,9 +180,9 @@ def render_clip(spec: Spec, action: int, scene: int, rng: np.random.Generator
     frames = np.repeat(background[None], spec.frames, axis=0)
     mask = np.zeros((spec.frames, spec.height, spec.width), bool)
     if action >= 0:
-        name = ACTIONS[action]
+        name = spec.action_names[action]
         size = min(spec.height, spec.width)
-        radius = rng.uniform(0.13, 0.17) * size
+        radius = rng.uniform(0.85, 1.15) * spec.actor_size * size
         elongation = rng.uniform(1.9, 2.4) if name == "spin" else rng.uniform(1.0, 1.6)
         semi_a, semi_b = radius * math.sqrt(elongation), radius / math.sqrt(elongation)
         hue = rng.uniform(0, 1)
@@ -173,7 +197,7 @@ def render_clip(spec: Spec, action: int, scene: int, rng: np.random.Generator
             inside = (along / (semi_a * scale)) ** 2 + (across / (semi_b * scale)) ** 2
             coverage = np.clip((1.0 - inside) * radius * scale / 2.0 + 0.5, 0.0, 1.0)  # ~1px soft edge
             stripes = (np.sin(along * stripe_freq * 2) > 0.3)[..., None]
-            colour = np.where(stripes, trim, body)
+            colour = np.where(stripes, body + spec.clutter * (trim - body), body)
             frames[t] = frames[t] * (1.0 - coverage[..., None]) + colour * coverage[..., None]
             mask[t] = coverage > 0.5
     noise = rng.normal(0.0, spec.noise / 255.0, frames.shape).astype(np.float32)
@@ -269,10 +293,10 @@ def generate(out: str, spec: Spec = Spec(), workers: int = 1, splits: tuple[str,
         lists[split] = path
     summary = {
         "spec": dataclasses.asdict(spec),
-        "actions": list(ACTIONS[:spec.num_actions]),
+        "actions": list(spec.action_names),
         "scenes": [SCENES[s % len(SCENES)] + (f"_{s // len(SCENES)}" if s >= len(SCENES) else "")
                    for s in range(spec.num_scenes)],
-        "home_scene": {ACTIONS[a]: spec.home_scene(a) for a in range(spec.num_actions)},
+        "home_scene": {name: spec.home_scene(a) for a, name in enumerate(spec.action_names)},
         "counts": {split: len(layout[split]) for split in splits},
         "lists": {split: os.path.basename(path) for split, path in lists.items()},
         "video_bytes": int(sum(size for _, size in results)),

@@ -1,0 +1,49 @@
+"""Analysis plots of a trained model as PNG files in <workdir>/plots/ (config.analysis selects lists):
+
+  attention   attention_<i>_<video>.png: sampled input frames, the action slot's and the scene slot's
+              attention over them (DEVIAS; the centre crop of the first test window)
+  embedding   umap.png / tsne.png: 2-D embedding of the action and the scene features, coloured by
+              action and by scene label (config.analysis.embedding = umap | tsne)
+  slots       slot_frequency.png + .json: how often each slot index is chosen as action / scene slot
+
+  python scripts/visualize.py --config=configs/demo.py:method=devias --workdir=runs/demo/devias
+  python scripts/visualize.py --config=configs/demo.py:method=devias --workdir=runs/demo/devias \
+      --plots=embedding --config.analysis.embedding_list=val_unseen.txt
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def main(argv: list[str]) -> None:
+    from absl import app, flags
+
+    from devias_jax import analysis, config_validation
+
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    FLAGS = flags.FLAGS
+    try:
+        config_validation.validate(FLAGS.config)
+    except config_validation.ConfigError as error:
+        raise app.UsageError(str(error)) from None
+    unknown = sorted(set(FLAGS.plots) - set(analysis.PLOTS))
+    if unknown:
+        raise app.UsageError(f"--plots: unknown {unknown}; expected some of {list(analysis.PLOTS)}")
+    analysis.run_visualize(FLAGS.config, FLAGS.workdir, plots=FLAGS.plots, output=FLAGS.output)
+
+
+if __name__ == "__main__":
+    from absl import app, flags
+    from ml_collections import config_flags
+
+    config_flags.DEFINE_config_file("config", None, "recipe file with ':args', as for main.py", lock_config=True)
+    flags.DEFINE_string("workdir", None, "trained run directory (its latest checkpoint is read)")
+    flags.DEFINE_list("plots", ["attention", "embedding", "slots"], "plots to draw")
+    flags.DEFINE_string("output", "", "output folder; '' = <workdir>/plots")
+    flags.mark_flags_as_required(["config", "workdir"])
+    app.run(main)

@@ -1,0 +1,113 @@
+"""Downstream transfer (configs/downstream.py): dataset presets, and fine-tuning from a DEVIAS trainer
+workdir with the concat and GAP heads end to end on the synthetic dataset."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from configs import common
+from devias_jax import config_validation
+from devias_jax.config_loading import load_config
+from devias_jax.train import train_and_evaluate
+from tests.conftest import ROOT
+from tests.data_helpers import TINY, tiny_dataset
+from tests.teacher_helpers import devias_with_online_teacher
+from tests.train_helpers import final_params
+
+
+@pytest.mark.parametrize("dataset,classes,flip", [("diving48", 48, True), ("ssv2", 88, False),
+                                                  ("ucf101", 101, True), ("activitynet", 200, True)])
+@pytest.mark.parametrize("fusion", ["concat", "gap"])
+def test_presets_follow_table_23(dataset, classes, flip, fusion):
+    config = load_config(os.path.join(ROOT, f"configs/downstream.py:dataset={dataset},fusion={fusion}"))
+    config_validation.validate(config)
+    assert config.model.name == "devias_downstream" and config.model.fusion == fusion
+    assert config.model.num_classes == classes == config.data.num_actions
+    assert config.augment.flip is flip and config.data.scene_source == "none"
+    assert (config.optim.base_lr, config.optim.weight_decay, config.optim.layer_decay) == (5e-4, 0.05, 0.75)
+    assert (config.optim.warmup_epochs, config.train.num_epochs, config.train.batch_size) == (5, 50, 96)
+    assert config.model.drop_path_rate == 0.1 and config.loss.label_smoothing == 0.1
+    assert config.augment.mixup_alpha == config.augment.cutmix_alpha == config.augment.random_erase_prob == 0
+    assert config.augment.scene_mix_prob == 0 and list(config.eval.suites) == [dataset]
+
+
+def test_unknown_preset_is_named():
+    with pytest.raises(ValueError, match="dataset='kinetics'"):
+        load_config(os.path.join(ROOT, "configs/downstream.py:dataset=kinetics"))
+    with pytest.raises(ValueError, match="fusion='sum'"):
+        load_config(os.path.join(ROOT, "configs/downstream.py:fusion=sum"))
+
+
+@pytest.fixture(scope="module")
+def devias_workdir():
+    """A tiny DEVIAS (configs/demo.py:smoke geometry) trained 4 steps (with the online scene teacher)."""
+    return devias_with_online_teacher().workdir
+
+
+def _downstream_config(fusion: str, init_from: str, **overrides):
+    config = load_config(os.path.join(ROOT, f"configs/downstream.py:smoke,dataset=ucf101,fusion={fusion}"))
+    config.model.num_classes = TINY.num_actions
+    config.data.update(root=tiny_dataset(), decode_workers=2, prefetch_batches=1, test_temporal_views=1,
+                       test_spatial_views=1)
+    config.eval.suites = {"val_seen": common.suite("val_seen.txt", "action", "seen")}
+    config.eval.batch_size = 8
+    config.train.update(batch_size=8, num_epochs=-1, num_steps=3, log_every_steps=1, checkpoint_every_steps=-1,
+                        checkpoint_every_epochs=-1, eval_every_steps=-1, eval_every_epochs=-1, plot_curves=False)
+    config.optim.update(warmup_steps=1, warmup_epochs=-1)
+    config.checkpoint.async_save = False
+    config.augment.mix_groups = 2
+    config.init_from = init_from
+    for key, value in overrides.items():
+        node = config
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node[part]
+        setattr(node, leaf, value)
+    config_validation.validate(config)
+    return config
+
+
+def test_concat_fine_tune_loads_backbone_and_slots_and_starts_a_new_head(devias_workdir, tmp_path, capsys):
+    # lr ~ 0: after training, the parameters are still what the run started from
+    config = _downstream_config("concat", devias_workdir, **{"optim.base_lr": 1e-12, "train.num_steps": 2})
+    workdir = str(tmp_path / "concat")
+    result = train_and_evaluate(config, workdir)
+    assert result["step"] == 2 and np.isfinite(result["loss"])
+    report = json.load(open(os.path.join(workdir, "eval", "report.json")))
+    assert report["suites"]["val_seen"]["videos"] == 12 and np.isfinite(report["action_seen"])
+    printed = capsys.readouterr().out
+    assert f"init_from {devias_workdir}" in printed and "missing" in printed and "fusion_head/" in printed
+
+    source, tuned = final_params(devias_workdir), final_params(workdir)
+    new = sorted(k for k in tuned if k.startswith("fusion_head/"))
+    loaded = sorted(k for k in tuned if not k.startswith("fusion_head/"))
+    assert any(k.startswith("blocks/") for k in loaded) and any(k.startswith("slot_attention/") for k in loaded)
+    assert "patch_embed/proj/kernel" in loaded
+    for key in loaded:  # backbone and slots come from the DEVIAS run
+        np.testing.assert_allclose(tuned[key], source[key], rtol=0, atol=1e-6, err_msg=key)
+    assert not set(new) & set(source)  # DEVIAS's unified head / mask decoder are not carried over
+    assert not any(k.startswith(("head/", "mask_predictor/")) for k in tuned)
+    # the fusion head is freshly initialised: trunc-normal(0.02) projections, x0.001 classifier, unit LayerNorms
+    assert 0.014 < tuned["fusion_head/action_proj/kernel"].std() < 0.026
+    assert 0.014 < tuned["fusion_head/scene_proj/kernel"].std() < 0.026
+    assert 1.4e-5 < tuned["fusion_head/head/kernel"].std() < 2.6e-5
+    assert tuned["fusion_head/head/kernel"].shape == (32, TINY.num_actions)
+    for key in ("action_norm", "scene_norm", "fusion_norm"):
+        np.testing.assert_allclose(tuned[f"fusion_head/{key}/scale"], 1.0, atol=1e-6)
+
+
+def test_gap_fine_tune_trains(devias_workdir, tmp_path, capsys):
+    config = _downstream_config("gap", devias_workdir, **{"optim.base_lr": 0.05, "eval.suites": {}})
+    workdir = str(tmp_path / "gap")
+    result = train_and_evaluate(config, workdir)
+    printed = capsys.readouterr().out
+    assert "missing (4): fusion_head/fc_norm/bias" in printed  # a new GAP head; DEVIAS slots unused
+    train = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))
+             if json.loads(line)["split"] == "train"]
+    assert [r["step"] for r in train] == [1, 2, 3] and all(np.isfinite(r["loss"]) for r in train)
+    assert "loss_action" in train[-1] and "action_acc" in train[-1]
+    assert result["step"] == 3 and train[-1]["loss"] != train[0]["loss"]
+    tuned = final_params(workdir)
+    assert not any(k.startswith("slot_attention/") for k in tuned) and "fusion_head/fc_norm/scale" in tuned
