@@ -45,7 +45,7 @@ NON_NEGATIVE: list[str] = ["model.num_classes", "model.num_prefix_tokens", "mode
                            "optim.clip_grad_norm", "checkpoint.keep_best", "sharding.num_devices",
                            "sharding.fsdp_min_size"]
 PROBABILITIES: list[str] = ["model.drop_path_rate", "model.head_dropout", "loss.label_smoothing",
-                            "data.max_failure_fraction", "augment.fame_beta", "augment.scene_mix_prob",
+                            "data.max_failure_fraction", "augment.fame_beta",
                             "augment.background_erase_max", "augment.mixup_switch_prob",
                             "augment.random_erase_prob", "optim.b1", "optim.b2"]
 # dotted keys that are probabilities where 1 is allowed: [0, 1].

@@ -9,8 +9,12 @@ source scripts/setup.sh requirements.txt
 export TF_CPP_MIN_LOG_LEVEL=2
 workdir="${1:-runs/demo}"
 start=$(date +%s)
-if [ ! -f data/synthetic/train.txt ]; then
-  python scripts/make_synthetic_dataset.py --out=data/synthetic --workers=2 --train_per_action=80
+# the dataset configs/demo.py expects (DEMO_DATA_FLAGS); regenerated when missing or made with other flags
+data_flags=$(python -c "from configs.demo import DEMO_DATA_FLAGS; print(' '.join(DEMO_DATA_FLAGS))")
+if [ ! -f data/synthetic/train.txt ] || [ "$(cat data/synthetic/demo_flags.txt 2>/dev/null)" != "${data_flags}" ]; then
+  rm -rf data/synthetic
+  python scripts/make_synthetic_dataset.py --out=data/synthetic --workers=2 ${data_flags}
+  echo "${data_flags}" > data/synthetic/demo_flags.txt
 fi
 for method in devias two_token; do
   echo "== training ${method} (log: ${workdir}/${method}/metrics.jsonl, curves: training_curves.png)"
