@@ -112,21 +112,14 @@ def evaluate_suites(config: Any, graphdef: nnx.GraphDef, params: Any, mesh: Mesh
 
 def evaluate_checkpoint(config: Any, workdir: str) -> dict[str, Any]:
     """--mode=eval: the latest checkpoint in `workdir` (else config.init_from) on every suite."""
-    from devias_jax.models import build_model
-    from devias_jax.weights import read_params
+    from devias_jax.weights import load_replicated
 
     sharding.initialize_distributed(config.distributed)
     mesh = sharding.make_mesh(config.sharding.fsdp, num_devices=config.sharding.num_devices)
     source = workdir if ckpt_source_exists(workdir) else config.init_from
     if not source:
         raise FileNotFoundError(f"no checkpoint in {workdir} and no config.init_from to evaluate")
-    model = build_model(config.model, rngs=nnx.Rngs(config.seed))
-    graphdef, params = nnx.split(model, nnx.Param)
-    params = params.to_pure_dict()
-    template = {path: tuple(v.shape) for path, v in _flat(params).items()}
-    loaded, report = read_params(source, template, config.model, strict=True)
-    params = jax.tree_util.tree_map_with_path(lambda kp, leaf: loaded[_path(kp)], params)
-    params = jax.device_put(params, sharding.replicated(mesh))
+    graphdef, params, report = load_replicated(config.model, source, mesh, seed=config.seed)
     print(f"evaluating {source}: {report.summary()}", flush=True)
     return evaluate_suites(config, graphdef, params, mesh, workdir)
 
@@ -135,15 +128,3 @@ def ckpt_source_exists(workdir: str) -> bool:
     from devias_jax.checkpoint import find_training_checkpoint
 
     return os.path.isdir(workdir) and find_training_checkpoint(workdir) is not None
-
-
-def _flat(tree):
-    from devias_jax.param_rules import flat_values
-
-    return flat_values(tree)
-
-
-def _path(keypath):
-    from devias_jax.param_rules import path_str
-
-    return path_str(keypath)

@@ -70,3 +70,23 @@ def load_weights(model: nnx.Module, model_config: Any, checkpoint: str, *, skip:
     params, report = read_params(checkpoint, param_paths(model), model_config, skip=skip, strict=strict)
     assign_params(model, params)
     return report
+
+
+def load_replicated(model_config: Any, checkpoint: str, mesh: Any, *, seed: int = 0) -> tuple[Any, Any, convert.ConversionReport]:
+    """(graphdef, params replicated over `mesh`, report) for inference: the model built from
+    `model_config` with every parameter read from `checkpoint` (strict: a missing one is an error)."""
+    import jax
+
+    from devias_jax import sharding
+    from devias_jax.models import build_model
+    from devias_jax.param_rules import flat_values, path_str
+
+    # Shapes only: every parameter comes from the checkpoint, so nothing is initialised.
+    abstract = nnx.eval_shape(lambda: build_model(model_config, rngs=nnx.Rngs(seed)))
+    graphdef, state = nnx.split(abstract, nnx.Param)
+    state = state.to_pure_dict()
+    template = {path: tuple(v.shape) for path, v in flat_values(state).items()}
+    loaded, report = read_params(checkpoint, template, model_config, strict=True)
+    params = jax.tree_util.tree_map_with_path(
+        lambda keypath, leaf: np.asarray(loaded[path_str(keypath)], leaf.dtype), state)
+    return graphdef, jax.device_put(params, sharding.replicated(mesh)), report

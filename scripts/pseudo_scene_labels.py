@@ -64,9 +64,7 @@ def pseudo_label(config: Any, checkpoint: str, list_path: str, output: str, *, r
     from devias_jax import sharding
     from devias_jax.data import annotations, pipeline
     from devias_jax.evaluate import make_predict_fn, run_predictions
-    from devias_jax.models import build_model
-    from devias_jax.param_rules import flat_values, path_str
-    from devias_jax.weights import read_params
+    from devias_jax.weights import load_replicated
 
     run = teacher_run_config(config)
     checkpoint = checkpoint or run.get("loss", {}).get("teacher", {}).get("checkpoint", "")
@@ -87,13 +85,7 @@ def pseudo_label(config: Any, checkpoint: str, list_path: str, output: str, *, r
         raise annotations.AnnotationError(f"{list_path}:{int(ann.lines[ann.is_frames][0])}: frame-folder lines "
                                           "('frame_dir num_frames label') have no room for a scene column")
 
-    model = build_model(run.model, rngs=nnx.Rngs(run.seed))
-    graphdef, params = nnx.split(model, nnx.Param)
-    params = params.to_pure_dict()
-    template = {path: tuple(v.shape) for path, v in flat_values(params).items()}
-    loaded, report = read_params(checkpoint, template, run.model, strict=True)
-    params = jax.tree_util.tree_map_with_path(lambda kp, leaf: loaded[path_str(kp)], params)
-    params = jax.device_put(params, sharding.replicated(mesh))
+    graphdef, params, report = load_replicated(run.model, checkpoint, mesh, seed=run.seed)
     if jax.process_index() == 0:
         print(f"scene teacher {checkpoint}: {report.summary()}", flush=True)
 

@@ -29,6 +29,12 @@ def test_end_to_end_devias_on_8_devices(tmp_path):
     assert report["suites"]["val_seen"]["videos"] == 12 and report["suites"]["scene_only"]["videos"] == 8
     assert np.isnan(report["action_unseen"])  # no unseen suite scores actions here
     assert result["step"] == 12 and os.path.exists(os.path.join(workdir, "config.json"))
+    # --mode=eval on the workdir scores the last checkpoint: the numbers of the end-of-training evaluation
+    from devias_jax.evaluate import evaluate_checkpoint
+
+    again = evaluate_checkpoint(config, workdir)
+    for key in report_lib.HEADLINE + ("harmonic_mean", "scene_seen_top1"):
+        np.testing.assert_allclose(again[key], report[key], atol=1e-6, err_msg=key)
 
 
 def test_sharded_and_single_device_training_agree(tmp_path):
