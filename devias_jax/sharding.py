@@ -3,7 +3,7 @@
 One mesh with axes ("data", "fsdp"). The batch is split over both axes; parameters are replicated,
 or, by rule, split over "fsdp" along their largest divisible dimension (ZeRO-3 style; XLA inserts the
 all-gathers). Axis types are given explicitly as Auto so that GSPMD propagates those gathers through
-the model code; no pmap, no pjit.
+the model code. Everything is jax.jit over this mesh; no per-device mapping APIs.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ streams' (pipeline.TrainStream / EvalStream); an unreadable image is counted and
 
 from __future__ import annotations
 
+import abc
 import functools
 import os
 from typing import Any, Sequence
@@ -46,21 +47,21 @@ def source(config: Any) -> str:
 
 # ------------------------------------------------------------------------------------------ image sets
 
-class ImageSet:
+class ImageSet(abc.ABC):
     """One split of an image dataset: `len()` images, `read(row)` -> (uint8 (h, w, 3), class label)."""
 
     list_path: str  # what was read: a directory, a list file or 'tfds:<name>/<split>'
     num_classes: int
 
-    def __len__(self) -> int:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def __len__(self) -> int: ...
 
-    def read(self, row: int) -> tuple[np.ndarray, int]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def read(self, row: int) -> tuple[np.ndarray, int]: ...
 
+    @abc.abstractmethod
     def name(self, row: int) -> str:
         """The sample's file (or TFDS record) for messages and failure counts."""
-        raise NotImplementedError
 
     def label(self, row: int) -> int:
         """The class of `row` if known without reading the image, else -1."""
