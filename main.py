@@ -73,15 +73,9 @@ MODES = {"train": run_train, "eval": run_eval, "info": run_info, "knn": run_knn,
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from devias_jax import config_validation
+    from devias_jax.config_validation import validated_cli_config
 
-    config = FLAGS.config
-    try:
-        config_validation.validate(config)
-    except config_validation.ConfigError as error:
-        raise app.UsageError(str(error)) from None
+    config = validated_cli_config(FLAGS.config, argv)
     os.makedirs(FLAGS.workdir, exist_ok=True)
     MODES[FLAGS.mode](config, FLAGS.workdir)
 

@@ -176,3 +176,17 @@ def _validate_data(config: Any) -> None:
             raise ConfigError(f"config.augment.crop_aspect={tuple(augment.crop_aspect)}; expected 0 < min <= max")
     if augment is not None and augment.get("fame_blur_size", 0) % 2 == 0 and augment.get("fame_blur_size", 0):
         raise ConfigError(f"config.augment.fame_blur_size={augment.fame_blur_size}; expected 0 or an odd size")
+
+
+def validated_cli_config(config: Any, argv: list[str]) -> Any:
+    """For absl entry points: `config` after validate(), with stray positional arguments and config
+    errors turned into absl's UsageError (a one-line message, no traceback)."""
+    from absl import app
+
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    try:
+        validate(config)
+    except ConfigError as error:
+        raise app.UsageError(str(error)) from None
+    return config

@@ -19,17 +19,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def main(argv: list[str]) -> None:
-    from absl import app, flags
+    from absl import flags
 
-    from devias_jax import analysis, config_validation
+    from devias_jax import analysis
+    from devias_jax.config_validation import validated_cli_config
 
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     FLAGS = flags.FLAGS
-    try:
-        config_validation.validate(FLAGS.config)
-    except config_validation.ConfigError as error:
-        raise app.UsageError(str(error)) from None
+    validated_cli_config(FLAGS.config, argv)
     analysis.run_extract(FLAGS.config, FLAGS.workdir, list_path=FLAGS.list, names=FLAGS.names,
                          output=FLAGS.output, per_view=FLAGS.per_view)
 

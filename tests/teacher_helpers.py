@@ -18,7 +18,7 @@ from devias_jax.config_loading import load_config
 from devias_jax.data import synthetic
 from tests.conftest import ROOT
 from tests.data_helpers import TINY
-from tests.train_helpers import tiny_train_config
+from tests.train_helpers import apply_overrides, tiny_train_config
 
 GEOMETRY = ("num_frames", "img_size", "patch_size", "tubelet_size")  # a student's teacher follows its model
 
@@ -58,13 +58,7 @@ def teacher_config(image_root: str, **overrides):
                         checkpoint_every_epochs=-1, eval_every_steps=-1, eval_every_epochs=-1, plot_curves=False)
     config.optim.update(base_lr=0.3, warmup_steps=5, warmup_epochs=-1, layer_decay=1.0, update_freq=1)
     config.checkpoint.async_save = False
-    for key, value in overrides.items():
-        node = config
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node[part]
-        setattr(node, leaf, value)
-    return config
+    return apply_overrides(config, overrides)
 
 
 def teacher_model_settings(teacher) -> dict:

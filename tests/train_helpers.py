@@ -29,6 +29,11 @@ def tiny_train_config(method: str = "devias", **overrides):
     config.optim.update(warmup_steps=1, warmup_epochs=-1)
     config.checkpoint.async_save = False
     config.augment.mix_groups = 2  # the same mixing groups whatever the device count
+    return apply_overrides(config, overrides)
+
+
+def apply_overrides(config, overrides: dict):
+    """Sets dotted keys ('train.num_steps': 12) on a config; returns it."""
     for key, value in overrides.items():
         node = config
         *parents, leaf = key.split(".")
