@@ -30,7 +30,10 @@ flags.DEFINE_integer("frames", _DEFAULT.frames, "frames per video")
 flags.DEFINE_integer("train_per_action", _DEFAULT.train_per_action, "training clips per action")
 flags.DEFINE_integer("val_per_action", _DEFAULT.val_per_action, "val_seen and val_unseen clips per action")
 flags.DEFINE_integer("scene_only_per_scene", _DEFAULT.scene_only_per_scene, "scene_only clips per scene")
-flags.DEFINE_float("correlation", _DEFAULT.correlation, "fraction of training clips in the action's home scene")
+flags.DEFINE_float("correlation", _DEFAULT.correlation,
+                   "probability that a training clip is in its action's home scene (otherwise in one of the "
+                   "other scenes, uniformly): 1/num_scenes makes action and scene independent, 0 never uses "
+                   "the home scene (anti-correlated), 1 always does")
 flags.DEFINE_list("actions", [], f"motion names, one per action class, from {', '.join(synthetic.ACTIONS)} "
                   "(default: the first num_actions)")
 flags.DEFINE_float("motion", _DEFAULT.motion, "motion amplitude as a fraction of the frame")

@@ -38,6 +38,28 @@ def test_plan_splits_and_correlation():
             synthetic.Spec(**bad)
 
 
+@pytest.mark.parametrize("correlation", [1 / 6, 0.0, 0.5, 1.0])
+def test_correlation_is_the_home_scene_probability(correlation):
+    """Spec.correlation = P(training clip in its action's home scene); the rest spread uniformly over the
+    other scenes, so 1/num_scenes makes action and scene independent and 0 anti-correlates them. Uses
+    only the list plan (no video). The draws are Bernoulli(correlation): the home-scene count of n clips
+    has standard deviation sqrt(n p (1 - p)); a 4-sigma bound fails by chance with probability ~6e-5."""
+    spec = synthetic.Spec(num_actions=6, num_scenes=6, train_per_action=2000, correlation=correlation, seed=5)
+    train = np.asarray(synthetic.plan(spec)["train"])
+    actions, scenes = train[:, 0], train[:, 1]
+    home = scenes == np.asarray([spec.home_scene(a) for a in actions])
+    n = len(train)
+    assert abs(home.sum() - n * correlation) <= 4 * np.sqrt(n * correlation * (1 - correlation))
+    # Per action, each scene's count: home ~ Binomial(m, p), each other ~ Binomial(m, (1 - p) / (S - 1)).
+    m, num_scenes = spec.train_per_action, spec.num_scenes
+    for action in range(spec.num_actions):
+        counts = np.bincount(scenes[actions == action], minlength=num_scenes)
+        p = np.full(num_scenes, (1 - correlation) / (num_scenes - 1))
+        p[spec.home_scene(action)] = correlation
+        # (at correlation = 1/S every p is 1/S: the scene does not depend on the action)
+        assert (np.abs(counts - m * p) <= 4 * np.sqrt(m * p * (1 - p))).all(), (action, counts)
+
+
 def test_chosen_motions_move_the_actor_as_named():
     """Spec.actions picks the motions; 'rise' moves the actor up, 'fall' down, 'grow' enlarges it."""
     spec = synthetic.Spec(num_actions=3, actions=("rise", "fall", "grow"), motion=0.2, noise=0.0)
@@ -86,6 +108,8 @@ def test_generated_dataset_files_lists_and_masks():
 
 
 def test_generation_is_deterministic(tmp_path):
+    """Byte-identical files from the same seed: serially, in spawned workers, and again in this process
+    after other allocations (x264 once read uninitialised heap memory; see synthetic.write_mp4)."""
     spec = synthetic.Spec(num_actions=2, num_scenes=2, frames=12, height=32, width=32, train_per_action=2,
                           val_per_action=1, scene_only_per_scene=1, seed=11)
 
@@ -96,8 +120,10 @@ def test_generation_is_deterministic(tmp_path):
 
     synthetic.generate(str(tmp_path / "a"), spec)
     synthetic.generate(str(tmp_path / "b"), spec, workers=2)
+    synthetic.generate(str(tmp_path / "a2"), spec)
     first, second = digest(str(tmp_path / "a")), digest(str(tmp_path / "b"))
     assert first == second and len(first) == 4 + 10 + 8  # lists, videos (4 + 2 + 2 + 2), masks
+    assert digest(str(tmp_path / "a2")) == first
     synthetic.generate(str(tmp_path / "c"), synthetic.Spec(**{**spec.__dict__, "seed": 12}))
     third = digest(str(tmp_path / "c"))
     assert third.keys() == first.keys() and third != first

@@ -3,8 +3,10 @@
 The action is a motion pattern of one foreground actor whose appearance (colour, texture, shape,
 size, speed, start position) is random; the scene is the static background: a texture class with its
 own layout and colour palette, randomly jittered per video. In the training split each action sits in
-its "home" scene (action a -> scene a mod S) with probability `correlation` (0.9 by default), so the
-scene is a strong shortcut for the action; the evaluation splits break it:
+its "home" scene (action a -> scene a mod S) with probability `correlation` (0.9 by default) and
+otherwise in one of the other S - 1 scenes, uniformly, so the scene is a strong shortcut for the action
+(correlation = 1/S makes action and scene independent; 0 never uses the home scene, an
+anti-correlation); the evaluation splits break it:
 
 - val_seen    actions in their home scene (seen combinations)
 - val_unseen  actions in any other scene (unseen combinations)
@@ -12,7 +14,8 @@ scene is a strong shortcut for the action; the evaluation splits break it:
 
 Lists are 'videos/<split>/<name>.mp4 action scene' relative to the output directory; true actor masks
 (bool (T, H, W), compressed .npz) sit in masks/<split>/<name>.npz; dataset.json records the spec and
-class names. Everything is a pure function of the seed (x264 runs single-threaded).
+class names. Everything is a pure function of the seed: the frames are rendered from per-clip random
+generators and the encoder is byte-deterministic (write_mp4).
 """
 
 from __future__ import annotations
@@ -49,7 +52,9 @@ class Spec:
     train_per_action: int = 40
     val_per_action: int = 10  # each of val_seen and val_unseen
     scene_only_per_scene: int = 10
-    correlation: float = 0.9  # fraction of training clips in the action's home scene
+    correlation: float = 0.9  # probability that a training clip is in its action's home scene; otherwise
+    #                           it is in one of the other scenes, uniformly. 1/num_scenes = action and scene
+    #                           independent; 0 = never the home scene (anti-correlated); 1 = always
     motion: float = 0.1  # motion amplitude as a fraction of the frame: small, in-place motions keep the
     #                      actor's motion trail (what FAME segments) close to the actor itself
     actor_size: float = 0.2  # actor radius as a fraction of the frame
@@ -133,8 +138,9 @@ def _trajectory(action: str, spec: Spec, rng: np.random.Generator):
     """Per-frame centre (y, x) in pixels, scale and rotation for one actor motion pattern."""
     frames = np.arange(spec.frames, dtype=np.float32)
     size = min(spec.height, spec.width)
-    # One slow period per 16 x 4-frame training window: stride-4 sampling traces the path smoothly
-    # (faster periods alias into patterns a small model cannot tell apart).
+    # One slow period (28-40 frames) per clip, about one demo training window (8 frames at stride 4):
+    # stride-4 sampling traces the path smoothly (faster periods alias into patterns a small model
+    # cannot tell apart).
     period = rng.uniform(28.0, 40.0)
     phase = rng.uniform(0, 2 * np.pi)
     wave = np.sin(2 * np.pi * frames / period + phase)
@@ -207,7 +213,7 @@ def render_clip(spec: Spec, action: int, scene: int, rng: np.random.Generator
 
 def write_mp4(path: str, frames: np.ndarray, fps: int = 25, crf: int = 18, codec: str = "libx264") -> None:
     """uint8 (T, H, W, 3) -> H.264 (yuv420p) .mp4 via PyAV (index first, 'faststart');
-    deterministic (one encoder thread)."""
+    byte-deterministic: the same frames give the same file on every call (see the x264 options)."""
     import av
 
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
@@ -215,7 +221,18 @@ def write_mp4(path: str, frames: np.ndarray, fps: int = 25, crf: int = 18, codec
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1"}
+        options = {"crf": str(crf), "preset": "veryfast", "threads": "1"}
+        if codec == "libx264":
+            # One thread: x264's output depends on its thread count (which defaults to the CPU count).
+            # mbtree=0: on CPUs with AVX-512, x264's macroblock-tree rate control reads uninitialised
+            # heap memory on small frames (seen at 32x32 and 64x64), so the same frames encoded twice -
+            # in another process, or after other allocations in the same one - gave a different stream
+            # (2,654 vs 2,659 bytes for one 32x32 clip; with MALLOC_PERTURB_ set, the bytes follow the
+            # fill value). mbtree=0, or x264 limited to AVX2 (asm=...), removes the dependence; valgrind,
+            # which hides AVX-512, sees no bad read. Without mbtree the file is also the same whether
+            # x264 uses AVX-512 or only AVX2. The frames themselves are a pure function of the seed.
+            options["x264-params"] = "mbtree=0"
+        stream.options = options
         stream.thread_count = 1
         for frame in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
