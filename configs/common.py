@@ -134,10 +134,8 @@ def data_config() -> ml_collections.ConfigDict:
         "num_actions": 101,
         "num_scenes": 365,  # Places365 classes of the scene teacher
         "scene_source": "teacher",  # list (third column) / teacher (online scene model) / none
-        "num_frames": 0,  # frames per clip; 0 = config.model.num_frames (16)
-        "frame_stride": 4,
-        "img_size": 0,  # crop size; 0 = config.model.img_size (224)
-        "short_side": 0,  # test-time short-side resize; 0 = img_size
+        "frame_stride": 4,  # clips are config.model.num_frames frames, cropped to config.model.img_size
+        "short_side": 0,  # test-time short-side resize; 0 = config.model.img_size
         "decode_short_side": 0,  # >0: decord scales frames whose short side is larger while decoding
         "test_temporal_views": 2,
         "test_spatial_views": 3,
@@ -148,8 +146,9 @@ def data_config() -> ml_collections.ConfigDict:
         "batch_timeout_s": 600.0,  # a training batch that takes longer stops the run (stuck decoder)
         "max_failure_fraction": 0.05,  # stop (listing the bad files) past this fraction of undecodable files
         "check_files": False,  # True: every listed file must exist (checked before any compilation)
-        # --- image datasets (the scene teacher, REFERENCE §8; devias_jax/data/images.py): each image is
-        # one frame repeated num_frames times; train_list and the suites' lists name folders / splits
+        # --- where samples come from (devias_jax/data/sources.py). Image datasets (the scene teacher,
+        # REFERENCE §8; devias_jax/data/images.py): each image is one frame repeated model.num_frames
+        # times; train_list and the suites' lists name folders / splits
         "source": "videos",  # videos (lists above) / image_folder (<class>/<image> tree or 'path label' list) / tfds
         "image_task": "scene",  # the image class is the scene label (action -1), or 'action'
         "classes_file": "",  # image_folder: class folder names in label order, one a line ('' = sorted)
@@ -257,7 +256,8 @@ def checkpoint_config() -> ml_collections.ConfigDict:
 
 
 def suite(list_path: str, tasks: str, group: str) -> ml_collections.ConfigDict:
-    """One evaluation suite: a list, the tasks it scores ('action', 'scene' or both) and its group."""
+    """One evaluation suite: a list, the tasks it scores ('action', 'scene', 'action,scene' or a tuple of
+    those names) and its group ('seen' / 'unseen'); devias_jax/suites.py checks every field."""
     return ml_collections.ConfigDict({"list": list_path, "tasks": tasks, "group": group})
 
 

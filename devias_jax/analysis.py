@@ -414,35 +414,41 @@ def extract_features(config: Any, model: TrainedModel | str, list_path: str, nam
 
     import jax
 
-    from devias_jax.data import annotations, pipeline
+    from devias_jax.data import annotations, streams
     from devias_jax.evaluate import run_predictions
 
     if isinstance(model, str):
         model = load_trained(config, model)
     path = annotations.list_path(config, list_path)
-    batch_size = int(config.get("analysis", {}).get("batch_size", 0) or config.eval.batch_size)
-    stream = pipeline.eval_batches(config, path, batch_size=batch_size // jax.process_count(),
-                                   process_index=jax.process_index(), process_count=jax.process_count())
-    batches: Iterable[Mapping[str, np.ndarray]] = stream
-    num_batches = len(stream)
-    if max_videos > 0:
-        num_batches = min(num_batches, -(-int(max_videos) // (batch_size // jax.process_count())))
-        batches = itertools.islice(stream, num_batches)
-    kept: list[Mapping[str, np.ndarray]] = []
-    if keep_clips:
-        if jax.process_count() > 1:
-            raise ValueError("keep_clips needs a single process")
-        batches = _tap(batches, kept)
-    views = config.data.test_temporal_views * config.data.test_spatial_views
-    if per_view:
-        batches = _views_as_videos(batches)
     missing = sorted(set(names) - set(output_names(config, model)))
     if missing:
         raise KeyError(f"model {config.model.name!r} has no output {missing}; it has "
                        f"{sorted(output_names(config, model))}")
     predict = model.predict_fn(names)
-    results = run_predictions(predict, model.params, batches, model.mesh, num_batches,
-                              label=label or os.path.basename(path))
+    batch_size = int(config.get("analysis", {}).get("batch_size", 0) or config.eval.batch_size)
+    views = config.data.test_temporal_views * config.data.test_spatial_views
+    kept: list[Mapping[str, np.ndarray]] = []
+    with streams.eval_batches(config, path, batch_size=batch_size // jax.process_count(),
+                              process_index=jax.process_index(), process_count=jax.process_count()) as stream:
+        batches: Iterable[Mapping[str, np.ndarray]] = stream
+        num_batches = len(stream)
+        if max_videos > 0:
+            num_batches = min(num_batches, -(-int(max_videos) // (batch_size // jax.process_count())))
+            batches = itertools.islice(stream, num_batches)
+        if keep_clips:
+            if jax.process_count() > 1:
+                raise ValueError("keep_clips needs a single process")
+            batches = _tap(batches, kept)
+        if per_view:
+            batches = _views_as_videos(batches)
+        results = run_predictions(predict, model.params, batches, model.mesh, num_batches,
+                                  label=label or os.path.basename(path), timeout_s=config.data.batch_timeout_s,
+                                  describe_stuck=stream.describe_stuck)
+        unreadable = stream.failures.bad_files()
+    if unreadable and jax.process_index() == 0:
+        print(f"  {len(unreadable)} video(s) of {os.path.basename(path)} could not be decoded and have no "
+              "features: " + ", ".join(sorted(unreadable)[:5]) + (" ..." if len(unreadable) > 5 else ""),
+              flush=True)
     out = {name: results[name] for name in names}
     if per_view:
         out = {name: value.reshape((-1, views) + value.shape[1:]) for name, value in out.items()}
@@ -507,7 +513,7 @@ def cached_features(config: Any, model: TrainedModel, list_path: str, names: Seq
                       "list": os.path.abspath(path),
                       "list_size": stat.st_size, "list_mtime": stat.st_mtime_ns, "names": sorted(names),
                       "root": data.root, "views": [data.test_temporal_views, data.test_spatial_views],
-                      "geometry": [data.num_frames, data.img_size, data.short_side, data.frame_stride],
+                      "geometry": [config.model.num_frames, config.model.img_size, data.short_side, data.frame_stride],
                       "model": config.model.to_json_best_effort(sort_keys=True)}, sort_keys=True)
     digest = hashlib.sha1(key.encode()).hexdigest()[:12]
     file = os.path.join(cache_dir, f"{os.path.splitext(os.path.basename(path))[0]}-{digest}.npz")

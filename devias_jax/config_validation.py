@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Iterable
+
+from devias_jax.suites import SuiteError
+from devias_jax.suites import parse as parse_suites
 
 # dotted key -> allowed values. Modules that add config fields add their choices here.
 CHOICES: dict[str, tuple[Any, ...]] = {
@@ -37,7 +41,7 @@ POSITIVE: list[str] = ["model.embed_dim", "model.depth", "model.num_heads", "mod
 NON_NEGATIVE: list[str] = ["model.num_classes", "model.num_prefix_tokens", "model.num_suffix_tokens",
                            "model.layer_scale_init", "model.action_slot_index", "model.scene_slot_index",
                            "loss.alpha", "loss.beta", "loss.gamma",
-                           "data.num_scenes", "data.num_frames", "data.img_size", "data.short_side",
+                           "data.num_scenes", "data.short_side",
                            "data.decode_short_side", "data.decode_workers", "augment.rand_augment_m",
                            "augment.rand_augment_n", "augment.rand_augment_mstd", "augment.colour_jitter",
                            "augment.fame_blur_size", "augment.mixup_alpha", "augment.cutmix_alpha",
@@ -52,8 +56,36 @@ PROBABILITIES: list[str] = ["model.drop_path_rate", "model.head_dropout", "loss.
 CLOSED_PROBABILITIES: list[str] = ["augment.scene_mix_prob", "augment.rand_augment_prob", "augment.mixup_prob"]
 
 
+# config.data fields -> the type each must have (ml_collections checks overrides of existing fields,
+# but a recipe can build the section with any value).
+DATA_TYPES: dict[str, type | tuple[type, ...]] = {
+    "root": str, "train_list": str, "video_ext": str, "classes_file": str, "tfds_name": str,
+    "tfds_data_dir": str, "tfds_image_key": str, "tfds_label_key": str, "list_format": str, "scene_source": str,
+    "source": str, "image_task": str, "shuffle": bool, "check_files": bool,
+    "num_actions": int, "num_scenes": int, "frame_stride": int, "short_side": int, "decode_short_side": int,
+    "test_temporal_views": int, "test_spatial_views": int, "min_frames": int, "decode_workers": int,
+    "prefetch_batches": int, "batch_timeout_s": (int, float), "max_failure_fraction": (int, float)}
+
+
 class ConfigError(ValueError):
     """A config value that cannot work; the message names the key."""
+
+
+def _type_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join({"str": "a string", "bool": "True/False", "int": "a whole number",
+                        "float": "a number"}.get(k.__name__, k.__name__) for k in kinds)
+
+
+def _check_types(section: Any, types: dict[str, Any], prefix: str) -> None:
+    """Every key of `section` must be one of `types` (names the allowed keys) and of its type."""
+    for key in section.keys():
+        if key not in types:
+            raise ConfigError(f"config.{prefix}.{key} is not a known field; expected one of {sorted(types)}")
+        value, kind = section[key], types[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+            raise ConfigError(f"config.{prefix}.{key}={value!r}; expected {_type_name(kind)}")
 
 
 def _lookup(config: Any, key: str) -> tuple[bool, Any]:
@@ -90,6 +122,7 @@ def validate(config: Any) -> None:
         if not 0.0 <= value <= 1.0:
             raise ConfigError(f"config.{key}={value!r}; expected a value in [0, 1]")
     _validate_data(config)
+    _validate_suites(config)
     _validate_training(config)
     _validate_analysis(config)
     model = config.get("model")
@@ -112,6 +145,16 @@ def validate(config: Any) -> None:
                           f"config.model.tubelet_size={model.tubelet_size}")
 
 
+def _validate_suites(config: Any) -> None:
+    """config.eval.suites / eval.only: every suite's list, tasks and group (devias_jax/suites.py)."""
+    if config.get("eval") is None:
+        return
+    try:
+        parse_suites(config)
+    except SuiteError as error:
+        raise ConfigError(str(error)) from None
+
+
 def _validate_training(config: Any) -> None:
     """Cross-field checks of the trainer's sections."""
     optim, sharding, model, augment = (config.get(k) for k in ("optim", "sharding", "model", "augment"))
@@ -119,6 +162,16 @@ def _validate_training(config: Any) -> None:
         raise ConfigError(f"config.optim.layer_decay={optim.layer_decay}; expected a value in (0, 1]")
     if sharding is not None and "fsdp" in sharding and not (sharding.fsdp >= 1 or sharding.fsdp == -1):
         raise ConfigError(f"config.sharding.fsdp={sharding.fsdp}; expected >= 1, or -1 for every device")
+    for index, rule in enumerate(sharding.get("param_rules", ()) if sharding is not None else ()):
+        where = f"config.sharding.param_rules[{index}]={rule!r}"
+        if not (isinstance(rule, (tuple, list)) and len(rule) == 2 and isinstance(rule[0], str)):
+            raise ConfigError(f"{where}; expected a pair (regex, 'replicated' | 'fsdp')")
+        if rule[1] not in ("replicated", "fsdp"):
+            raise ConfigError(f"{where}; the kind must be 'replicated' or 'fsdp'")
+        try:
+            re.compile(rule[0])
+        except re.error as error:
+            raise ConfigError(f"{where}; the regex does not compile: {error}") from None
     if (augment is not None and model is not None and "mixup_alpha" in augment
             and (augment.mixup_alpha > 0 or augment.cutmix_alpha > 0)
             and model.get("name") not in ("vit", "action_vit", "devias_downstream")):
@@ -150,15 +203,12 @@ def _validate_analysis(config: Any) -> None:
 def _validate_data(config: Any) -> None:
     """Cross-field checks of config.data / config.augment (clip geometry agrees with the model)."""
     data, model, augment = config.get("data"), config.get("model"), config.get("augment")
-    if data is not None and model is not None and "num_frames" in data and "num_frames" in model:
-        for key in ("num_frames", "img_size"):
-            if data[key] and data[key] != model[key]:
-                raise ConfigError(f"config.data.{key}={data[key]} differs from config.model.{key}="
-                                  f"{model[key]}; set it to 0 to follow the model")
-    if data is not None and "short_side" in data and "img_size" in data:
-        size = data.img_size or (model.img_size if model is not None and "img_size" in model else 0)
-        if data.short_side and data.short_side < size:
-            raise ConfigError(f"config.data.short_side={data.short_side} is smaller than the crop size {size}")
+    if data is not None:
+        _check_types(data, DATA_TYPES, "data")
+    if data is not None and "short_side" in data and model is not None and "img_size" in model:
+        if data.short_side and data.short_side < model.img_size:
+            raise ConfigError(f"config.data.short_side={data.short_side} is smaller than the crop size "
+                              f"config.model.img_size={model.img_size}")
     if data is not None and data.get("scene_source") == "list" and "num_scenes" in data and data.num_scenes < 1:
         raise ConfigError("config.data.num_scenes must be >= 1 when config.data.scene_source='list'")
     if data is not None and data.get("source", "videos") != "videos":

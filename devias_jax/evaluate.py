@@ -20,6 +20,9 @@ from jax.sharding import Mesh
 
 from devias_jax import report as report_lib
 from devias_jax import sharding
+from devias_jax import suites as suites_lib
+from devias_jax.data import failures, streams  # TensorFlow itself loads only when a stream starts
+from devias_jax.prefetch import DevicePrefetcher
 from devias_jax.preprocess import normalize_uint8
 
 PROB_OUTPUTS = {"action_logits": "action_probs", "scene_logits": "scene_probs"}
@@ -58,23 +61,30 @@ def _gather(tree: Any) -> Any:
 
 
 def run_predictions(predict: Callable, params: Any, batches: Iterable[Mapping[str, np.ndarray]], mesh: Mesh,
-                    num_batches: int | None = None, label: str = "") -> dict[str, np.ndarray]:
+                    num_batches: int | None = None, label: str = "", timeout_s: float | None = None,
+                    describe_stuck: Callable[[], str] | None = None) -> dict[str, np.ndarray]:
     """Runs `predict` over eval batches; returns per-video arrays in list order (padding removed):
-    the predict outputs plus 'action', 'scene', 'index'."""
+    the predict outputs plus 'action', 'scene', 'index'. With `timeout_s`, batches are read and placed
+    in a background thread and a batch that takes longer stops the run naming the file(s) being read."""
     collected: dict[str, list[np.ndarray]] = {}
     show = jax.process_index() == 0 and label
     start = time.perf_counter()
-    for i, batch in enumerate(batches):
-        arrays = sharding.to_global(batch, mesh)
-        outputs = predict(params, arrays["clips"])
-        host = _gather({**outputs, "action": arrays["action"], "scene": arrays["scene"],
-                        "index": arrays["index"], "valid": arrays["valid"]})
-        for name, value in host.items():
-            collected.setdefault(name, []).append(value)
-        if show:
-            total = f"/{num_batches}" if num_batches else ""
-            print(f"\r  eval {label}: batch {i + 1}{total} ({time.perf_counter() - start:.0f}s)", end="",
-                  file=sys.stderr, flush=True)
+    placed: Iterable[Mapping[str, Any]]
+    if timeout_s is not None:
+        placed = DevicePrefetcher(iter(batches), place=lambda batch: sharding.to_global(batch, mesh),
+                                  timeout_s=timeout_s, describe_stuck=describe_stuck, what="evaluation")
+    else:
+        placed = (sharding.to_global(batch, mesh) for batch in batches)
+    try:
+        for i, arrays in enumerate(placed):
+            _predict_batch(predict, params, arrays, collected)
+            if show:
+                total = f"/{num_batches}" if num_batches else ""
+                print(f"\r  eval {label}: batch {i + 1}{total} ({time.perf_counter() - start:.0f}s)", end="",
+                      file=sys.stderr, flush=True)
+    finally:
+        if isinstance(placed, DevicePrefetcher):
+            placed.close()
     if show:
         print(file=sys.stderr)
     if not collected:
@@ -85,25 +95,49 @@ def run_predictions(predict: Callable, params: Any, batches: Iterable[Mapping[st
     return {name: value[valid][order] for name, value in merged.items()}
 
 
-def evaluate_suites(config: Any, graphdef: nnx.GraphDef, params: Any, mesh: Mesh, workdir: str,
-                    step: int | None = None) -> dict[str, Any]:
-    """Scores every suite in config.eval.suites, writes <workdir>/eval/report.json, prints the table."""
-    from devias_jax.data import annotations, pipeline
+def _predict_batch(predict: Callable, params: Any, arrays: Mapping[str, Any],
+                   collected: dict[str, list[np.ndarray]]) -> None:
+    """One placed batch through `predict`; appends its host arrays (outputs and labels) to `collected`."""
+    outputs = predict(params, arrays["clips"])
+    host = _gather({**outputs, "action": arrays["action"], "scene": arrays["scene"],
+                    "index": arrays["index"], "valid": arrays["valid"]})
+    for name, value in host.items():
+        collected.setdefault(name, []).append(value)
 
+
+def evaluate_suites(config: Any, graphdef: nnx.GraphDef, params: Any, mesh: Mesh, workdir: str,
+                    step: int | None = None, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Scores every suite in config.eval.suites, writes <workdir>/eval/report.json (with `extra` merged
+    in) and prints the table. Videos that cannot be decoded are left out of the scores, counted per suite
+    ('videos_unreadable') and listed in <workdir>/eval/bad_videos.txt."""
     predict = make_predict_fn(graphdef)
-    suites = {}
-    for name, suite in annotations.active_suites(config).items():
-        tasks = [t.strip() for t in suite.tasks.split(",") if t.strip()]
-        batches = pipeline.eval_batches(config, suite.list, batch_size=config.eval.batch_size // jax.process_count(),
-                                        process_index=jax.process_index(), process_count=jax.process_count())
-        results = run_predictions(predict, params, batches, mesh, len(batches), label=name)
-        scores = report_lib.suite_scores(tasks, results.get("action_probs"), results.get("scene_probs"),
+    suites, bad = {}, {}
+    for name, suite in suites_lib.parse(config).items():
+        with streams.eval_batches(config, suite.list, batch_size=config.eval.batch_size // jax.process_count(),
+                                  process_index=jax.process_index(),
+                                  process_count=jax.process_count()) as batches:
+            results = run_predictions(predict, params, batches, mesh, len(batches), label=name,
+                                      timeout_s=config.data.batch_timeout_s,
+                                      describe_stuck=batches.describe_stuck)
+            suite_bad = batches.failures.bad_files()
+        scores = report_lib.suite_scores(suite.tasks, results.get("action_probs"), results.get("scene_probs"),
                                          results["action"], results["scene"])
-        suites[name] = {"group": suite.group, "tasks": tasks, "scores": scores}
+        scores["videos_unreadable"] = int(sharding.sum_over_processes([len(suite_bad)])[0])
+        suites[name] = {"group": suite.group, "tasks": list(suite.tasks), "scores": scores}
+        bad.update({path: f"[{name}] {reason}" for path, reason in suite_bad.items()})
+        if scores["videos_unreadable"] and jax.process_index() == 0:
+            print(f"  {name}: {scores['videos_unreadable']} video(s) could not be decoded and are left out of "
+                  f"its scores (eval/bad_videos.txt)", flush=True)
     report = report_lib.build_report(suites, scene_topk=config.eval.scene_topk)
+    report.update(extra or {})
     if step is not None:
         report["step"] = int(step)
-    if jax.process_index() == 0:
+    process = jax.process_index()
+    if bad:
+        failures.write_bad_files(
+            os.path.join(workdir, "eval", "bad_videos.txt" if process == 0 else f"bad_videos.process{process}.txt"),
+            bad, f"{len(bad)} evaluation video(s) could not be decoded and were left out of their suite's scores")
+    if process == 0:
         report_lib.write_report(report, os.path.join(workdir, "eval", "report.json"))
         print(report_lib.format_suites(report))
         print(report_lib.format_table({config.method: report}))

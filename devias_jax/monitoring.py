@@ -76,8 +76,9 @@ class Progress:
         self._last_step = start_step
         self._last_time = time.perf_counter()
 
-    def update(self, step: int, scalars: Mapping[str, float]) -> float:
-        """Prints the line for `step` (1-based count of finished steps); returns clips/s since the last call."""
+    def update(self, step: int, scalars: Mapping[str, float], note: str = "") -> float:
+        """Prints the line for `step` (1-based count of finished steps) with `note` at its end; returns
+        clips/s since the last call."""
         now = time.perf_counter()
         steps = max(step - self._last_step, 1)
         elapsed = max(now - self._last_time, 1e-9)
@@ -89,8 +90,9 @@ class Progress:
             lr = scalars.get("lr")
             lr_text = f" lr={lr:.3g}" if lr is not None else ""
             width = len(str(self.total))
+            note_text = f" | {note}" if note else ""
             print(f"[{step:>{width}}/{self.total}] {terms}{lr_text} | {clips_per_second:.1f} clips/s | "
-                  f"ETA {_duration(eta)}", file=sys.stdout, flush=True)
+                  f"ETA {_duration(eta)}{note_text}", file=sys.stdout, flush=True)
         return clips_per_second
 
 

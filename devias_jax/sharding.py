@@ -142,6 +142,16 @@ def to_global(batch: Mapping[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Arra
     return out
 
 
+def sum_over_processes(values: Sequence[int]) -> np.ndarray:
+    """Host integers (counts) summed over every process; a collective, so every process must call it."""
+    local = np.asarray(values, np.int32)
+    if jax.process_count() == 1:
+        return local
+    from jax.experimental import multihost_utils  # only multi-process runs need it
+
+    return np.asarray(multihost_utils.process_allgather(local)).reshape((-1,) + local.shape).sum(axis=0)
+
+
 def local_batch_size(global_batch_size: int, mesh: Mesh) -> int:
     """Clips each process feeds; the global batch must split evenly over devices and processes."""
     devices = mesh.devices.size

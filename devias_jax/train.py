@@ -22,6 +22,8 @@ from flax import nnx
 
 from devias_jax import checkpoint as ckpt_lib
 from devias_jax import losses, monitoring, optim, sharding
+from devias_jax import suites as suites_lib
+from devias_jax.data import failures, sources, streams  # TensorFlow itself loads only when a stream starts
 from devias_jax.models import build_model
 from devias_jax.models.vit import backbone_depth
 from devias_jax.param_rules import flat_values, path_str
@@ -213,9 +215,7 @@ def train_and_evaluate(config: Any, workdir: str, *, step_hook: Callable[[int], 
                  jax.process_count())
 
     # ==================================================================== data and durations
-    from devias_jax.data import annotations, pipeline  # tf.data lives here; imported only to train
-
-    lists = annotations.validate(config)  # bad lines / labels / files fail here, before any compile
+    lists = sources.validate(config)  # bad lines / labels / files fail here, before any compile
     train_size = len(lists["train"])
     global_batch = config.train.batch_size
     local_batch = sharding.local_batch_size(global_batch, mesh)
@@ -254,10 +254,19 @@ def train_and_evaluate(config: Any, workdir: str, *, step_hook: Callable[[int], 
     # ==================================================================== loop
     from devias_jax.evaluate import evaluate_suites
 
-    stream = DevicePrefetcher(
-        pipeline.train_batches(config, global_batch_size=global_batch, process_index=jax.process_index(),
-                               process_count=jax.process_count(), seed=config.seed, start_step=start_step),
-        place=lambda batch: sharding.to_global(batch, mesh), depth=2, timeout_s=config.data.batch_timeout_s)
+    train_stream = streams.train_batches(
+        config, global_batch_size=global_batch, process_index=jax.process_index(),
+        process_count=jax.process_count(), seed=config.seed, start_step=start_step, source=lists["train"])
+
+    def place(batch: dict) -> tuple[dict, int]:
+        """Host batch -> (global arrays for the step, clips of this process that replaced a bad file)."""
+        substituted = int(np.count_nonzero(batch.pop("substituted")))
+        return sharding.to_global(batch, mesh), substituted
+
+    # The prefetcher owns the stream from here on: its close() stops the thread, then closes the stream.
+    stream = DevicePrefetcher(train_stream, place=place, depth=2, timeout_s=config.data.batch_timeout_s,
+                              describe_stuck=train_stream.describe_stuck)
+    bad_inputs = _BadInputReport(workdir, train_stream.failures)
     progress = monitoring.Progress(durations.total_steps, start_step, global_batch, enabled=is_main)
     watch = ckpt_lib.PreemptionWatch()
     history: list[tuple[int, dict]] = []  # device metrics since the last log step
@@ -279,17 +288,19 @@ def train_and_evaluate(config: Any, workdir: str, *, step_hook: Callable[[int], 
                                        "time": time.time()}, metrics=metrics)
 
     def run_eval(step: int) -> dict:
-        report = evaluate_suites(config, graphdef, state["params"], mesh, workdir, step=step)
+        report = evaluate_suites(config, graphdef, state["params"], mesh, workdir, step=step,
+                                 extra={"training_data": bad_inputs.totals()})
         headline = {k: report[k] for k in ("action_seen", "action_unseen", "scene_seen", "scene_unseen",
                                            "scene_seen_top1", "scene_unseen_top1", "harmonic_mean")}
         writer.write(step, headline, split="eval")
         return report
 
-    has_suites = bool(annotations.active_suites(config))
+    has_suites = bool(suites_lib.parse(config))
     step = start_step
     try:
         for step in range(start_step + 1, durations.total_steps + 1):  # `step` = steps finished after this one
-            batch = next(stream)
+            batch, substituted = next(stream)
+            bad_inputs.add(substituted)
             state, metrics = parts.train_step(state, batch, parts.frozen)
             history.append((step, metrics))
             if step_hook is not None:
@@ -297,8 +308,10 @@ def train_and_evaluate(config: Any, workdir: str, *, step_hook: Callable[[int], 
             is_last = step == durations.total_steps
             if step % durations.log_every == 0 or is_last:
                 last_train = pull_history()
-                clips_per_second = progress.update(step, last_train)
+                window = bad_inputs.end_window()  # a collective over processes: every process is here
+                clips_per_second = progress.update(step, last_train, note=bad_inputs.console_note(window))
                 writer.write(step, {**last_train, "clips_per_second": clips_per_second})
+                writer.write(step, window, split="data")
             eval_now = has_suites and (
                 is_last or (durations.eval_every and step % durations.eval_every == 0))
             save_now = is_last or (durations.checkpoint_every and step % durations.checkpoint_every == 0)
@@ -316,6 +329,7 @@ def train_and_evaluate(config: Any, workdir: str, *, step_hook: Callable[[int], 
                 return {"stopped_at": step, **last_train}
     finally:
         stream.close()
+        bad_inputs.write_list()
         checkpoints.close()
         watch.restore_handlers()
         writer.close()
@@ -325,7 +339,57 @@ def train_and_evaluate(config: Any, workdir: str, *, step_hook: Callable[[int], 
         from devias_jax.visualize import plot_training_curves
 
         plot_training_curves(monitoring.read_metrics(workdir), os.path.join(workdir, "training_curves.png"))
-    return {"step": step, **last_train, **{k: v for k, v in last_report.items() if k != "suites"}}
+    totals = bad_inputs.totals()
+    if is_main and totals["substituted_clips"]:
+        print(f"{totals['substituted_clips']} training clip(s) replaced a file that could not be decoded; "
+              f"{totals['files_bad']} bad file(s) listed in {bad_inputs.path}", flush=True)
+    return {"step": step, **last_train, **{k: v for k, v in last_report.items() if k != "suites"},
+            "training_data": totals}
+
+
+class _BadInputReport:
+    """Training clips that replaced an undecodable file: counted per log window (summed over processes)
+    for the console line and metrics.jsonl (split 'data'), totals for report.json, and every bad file
+    with its reason in <workdir>/bad_videos.txt (process p > 0: bad_videos.process<p>.txt)."""
+
+    def __init__(self, workdir: str, tracker: failures.FailureTracker):
+        self.tracker = tracker
+        process = jax.process_index()
+        self.path = os.path.join(workdir, "bad_videos.txt" if process == 0 else f"bad_videos.process{process}.txt")
+        self._window = 0
+        self._total = 0
+        self._written = -1
+        self._global = {"files_tried": 0, "files_bad": 0}
+
+    def add(self, substituted: int) -> None:
+        self._window += substituted
+
+    def end_window(self) -> dict[str, int]:
+        """The log window's counts, summed over processes; also refreshes bad_videos.txt."""
+        local = [self._window, len(self.tracker.bad), self.tracker.tried]
+        window, files_bad, files_tried = (int(v) for v in sharding.sum_over_processes(local))
+        self._window = 0
+        self._total += window
+        self._global = {"files_tried": files_tried, "files_bad": files_bad}
+        self.write_list()
+        return {"substituted_clips": window, "substituted_clips_total": self._total, **self._global}
+
+    def totals(self) -> dict[str, Any]:
+        return {"substituted_clips": self._total, **self._global, "bad_videos_file": self.path}
+
+    def console_note(self, window: dict[str, int]) -> str:
+        if not window["files_bad"]:
+            return ""
+        return (f"substituted {window['substituted_clips']} clip(s) ({window['substituted_clips_total']} in all; "
+                f"{window['files_bad']} bad file(s): {os.path.basename(self.path)})")
+
+    def write_list(self) -> None:
+        bad = self.tracker.bad_files()
+        if not bad or len(bad) == self._written:  # never overwrite an earlier run's list with nothing
+            return
+        failures.write_bad_files(self.path, bad, f"{len(bad)} file(s) could not be decoded; each training "
+                                 "clip that drew one was replaced by a deterministic draw from the list")
+        self._written = len(bad)
 
 
 def _load_init_from(config: Any, params: Any, param_shardings: Any) -> Any:

@@ -10,7 +10,7 @@ resized crop (area 0.08-1), horizontal flip and RandAugment m7-n4 (same op for e
 - plain: the VideoMAE-style loop: per clip open a decord VideoReader (1 thread), seek(0), get_batch,
   PIL RandAugment on every full-size frame, float normalisation, torch random resized crop
   (interpolate, bilinear), flip; `--cores` worker processes (a DataLoader with num_workers = cores).
-- tf.data: devias_jax.data.pipeline.train_batches (parallel decode, crop before RandAugment, uint8 out,
+- tf.data: devias_jax.data.streams.train_batches (parallel decode, crop before RandAugment, uint8 out,
   normalisation left to the accelerator).
 Reports clips/s and clips/s per core for each; the target is tf.data >= 1.5x plain per core.
 """
@@ -148,20 +148,21 @@ def plain_throughput(paths: list[str], clips: int, cores: list[int]) -> float:
 def pipeline_throughput(root: str, clips: int, batch: int, cores: list[int]) -> float:
     from configs import common
     import ml_collections
-    from devias_jax.data import pipeline
+    from devias_jax.data import streams
 
     config = ml_collections.ConfigDict({"model": common.model_config("B"), "data": common.data_config(),
                                         "augment": common.augment_config()})
     config.data.update(root=root, train_list="train.txt", scene_source="none", decode_workers=len(cores),
                        num_actions=100)
-    stream = pipeline.train_batches(config, global_batch_size=batch, process_index=0, process_count=1, seed=0)
-    for _ in range(2):  # warm-up: TensorFlow start, graph building, first decodes
-        next(stream)
-    steps = max(1, clips // batch)
-    start = time.perf_counter()
-    for _ in range(steps):
-        batch_out = next(stream)
-    wall = time.perf_counter() - start
+    with streams.train_batches(config, global_batch_size=batch, process_index=0, process_count=1,
+                               seed=0) as stream:
+        for _ in range(2):  # warm-up: TensorFlow start, graph building, first decodes
+            next(stream)
+        steps = max(1, clips // batch)
+        start = time.perf_counter()
+        for _ in range(steps):
+            batch_out = next(stream)
+        wall = time.perf_counter() - start
     assert batch_out["clips"].shape == (batch, 16, 224, 224, 3)
     return steps * batch / wall
 

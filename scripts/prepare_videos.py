@@ -102,7 +102,7 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     from tqdm import tqdm
 
-    from devias_jax.data.annotations import _with_extension, resolve
+    from devias_jax.data.annotations import with_extension, resolve
 
     if FLAGS.short_side % 2:
         raise app.UsageError(f"--short_side={FLAGS.short_side} must be even (H.264 yuv420p)")
@@ -115,7 +115,7 @@ def main(argv: list[str]) -> None:
                 fields = line.split()
                 if not fields:
                     continue
-                source = _with_extension(resolve(FLAGS.src, fields[0]), "")
+                source = with_extension(resolve(FLAGS.src, fields[0]), "")
                 if os.path.isdir(source):
                     raise app.UsageError(f"{list_path}:{number}: {source} is a frame folder; only videos are "
                                          "re-encoded")

@@ -62,7 +62,7 @@ def pseudo_label(config: Any, checkpoint: str, list_path: str, output: str, *, r
     from tqdm import tqdm
 
     from devias_jax import sharding
-    from devias_jax.data import annotations, pipeline
+    from devias_jax.data import annotations, sources, streams
     from devias_jax.evaluate import make_predict_fn, run_predictions
     from devias_jax.weights import load_replicated
 
@@ -90,12 +90,13 @@ def pseudo_label(config: Any, checkpoint: str, list_path: str, output: str, *, r
         print(f"scene teacher {checkpoint}: {report.summary()}", flush=True)
 
     batch = _batch_size(batch_size, devices)
-    stream = pipeline.EvalStream(run, list_path, batch_size=batch // jax.process_count(),
-                                 process_index=jax.process_index(), process_count=jax.process_count(),
-                                 annotations=ann)
-    batches = tqdm(stream, total=len(stream), unit="batch", desc="pseudo scene labels",
-                   disable=not progress or jax.process_index() != 0, file=sys.stderr)
-    results = run_predictions(make_predict_fn(graphdef), params, batches, mesh, len(stream))
+    with streams.EvalStream(run, sources.video_source(run, ann), batch_size=batch // jax.process_count(),
+                            process_index=jax.process_index(), process_count=jax.process_count()) as stream:
+        batches = tqdm(stream, total=len(stream), unit="batch", desc="pseudo scene labels",
+                       disable=not progress or jax.process_index() != 0, file=sys.stderr)
+        results = run_predictions(make_predict_fn(graphdef), params, batches, mesh, len(stream),
+                                  timeout_s=run.data.batch_timeout_s, describe_stuck=stream.describe_stuck)
+        undecodable = sorted(stream.failures.bad_files())
 
     size = len(ann)
     num_classes = results["scene_probs"].shape[-1]
@@ -104,7 +105,7 @@ def pseudo_label(config: Any, checkpoint: str, list_path: str, output: str, *, r
     valid = np.zeros(size, bool)
     valid[results["index"]] = True
     scene = np.where(valid, np.argmax(np.nan_to_num(probs, nan=-1.0), axis=-1), -1).astype(np.int32)
-    summary = {"videos": size, "labelled": int(valid.sum()), "undecodable": sorted(stream.failures.bad),
+    summary = {"videos": size, "labelled": int(valid.sum()), "undecodable": undecodable,
                "output": output, "scores": scores_path, "classes": int(num_classes)}
     if jax.process_index() != 0:
         return summary

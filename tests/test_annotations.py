@@ -8,7 +8,7 @@ import pytest
 from configs import common
 from devias_jax import config_validation
 from devias_jax.config_loading import load_config
-from devias_jax.data import annotations
+from devias_jax.data import annotations, sources
 from tests.conftest import ROOT
 from tests.data_helpers import data_config
 
@@ -110,25 +110,28 @@ def test_config_lists(tmp_path):
     config = data_config(str(tmp_path))
     config.eval.suites = {"val_seen": common.suite("val_seen.txt", "action,scene", "seen"),
                           "hat": common.suite(str(tmp_path / "hat.txt"), "action", "unseen")}
-    named = annotations.eval_lists(config)
-    assert named == {"val_seen": str(tmp_path / "val_seen.txt"), "hat": str(tmp_path / "hat.txt")}
-    parsed = annotations.validate(config)
-    assert set(parsed) == {"train", "val_seen", "hat"} and parsed["hat"].scene.tolist() == [-1]
+    parsed = sources.validate(config)
+    assert {name: source.list_path for name, source in parsed.items()} == {
+        "train": str(tmp_path / "train.txt"), "val_seen": str(tmp_path / "val_seen.txt"),
+        "hat": str(tmp_path / "hat.txt")}
+    assert parsed["hat"].annotations.scene.tolist() == [-1] and parsed["hat"].labels(0) == (1, -1)
+    config.eval.only = "hat"
+    assert set(sources.validate(config)) == {"train", "hat"}
     config.data.train_list = "missing.txt"
     with pytest.raises(annotations.AnnotationError, match="missing.txt' does not exist"):
-        annotations.validate(config)
+        sources.validate(config)
 
 
 def test_config_fields_and_validation():
     config = load_config(os.path.join(ROOT, "configs/ucf101.py"))
     data, augment = config.data, config.augment
     assert (data.frame_stride, data.test_temporal_views, data.test_spatial_views) == (4, 2, 3)
-    assert data.scene_source in ("list", "teacher", "none") and data.shuffle and data.num_frames == 0
+    assert data.scene_source in ("list", "teacher", "none") and data.shuffle and "num_frames" not in data
     assert (augment.rand_augment_m, augment.rand_augment_n, augment.flip) == (7.0, 4, True)
     assert tuple(augment.crop_area) == (0.08, 1.0)
     config_validation.validate(config)
     for key, value, match in [("data.scene_source", "labels", "config.data.scene_source"),
-                              ("data.num_frames", 8, "config.data.num_frames=8 differs"),
+                              ("data.short_side", 100, "config.data.short_side=100 is smaller than the crop"),
                               ("augment.scene_mix_prob", 1.5, "config.augment.scene_mix_prob"),
                               ("augment.fame_blur_size", 10, "config.augment.fame_blur_size"),
                               ("data.max_failure_fraction", -0.1, "config.data.max_failure_fraction"),

@@ -74,3 +74,56 @@ def test_main_rejects_unknown_key_and_bad_value(tmp_path):
     assert result.returncode != 0 and "config.model.colour" in result.stderr
     result = _main("--config=configs/demo.py:smoke", f"--workdir={tmp_path}", "--config.model.pooling=max")
     assert result.returncode != 0 and "config.model.pooling" in result.stderr
+
+
+def _with_suites(**suites):
+    config = load_config(os.path.join(ROOT, "configs/demo.py"))
+    config.unlock()
+    config.eval.suites = suites
+    return config
+
+
+def test_suite_tasks_as_tuple_or_string_and_every_bad_field_named():
+    from devias_jax import suites
+
+    config = _with_suites(a={"list": "a.txt", "tasks": ("action", "scene"), "group": "seen"},
+                          b={"list": "b.txt", "tasks": "scene", "group": "unseen"})
+    config_validation.validate(config)
+    parsed = suites.parse(config)
+    assert parsed["a"].tasks == ("action", "scene") and parsed["b"].tasks == ("scene",)
+    for entry, match in [({"list": "a.txt", "tasks": ("action", "motion"), "group": "seen"},
+                          r"config.eval.suites.x.tasks=\('action', 'motion'\); expected .*'action', 'scene'"),
+                         ({"list": "a.txt", "tasks": "", "group": "seen"}, "config.eval.suites.x.tasks=''"),
+                         ({"list": "a.txt", "tasks": 3, "group": "seen"}, "config.eval.suites.x.tasks=3"),
+                         ({"list": "a.txt", "tasks": "action,action", "group": "seen"}, "distinct"),
+                         ({"list": "a.txt", "tasks": "action", "group": "both"},
+                          r"config.eval.suites.x.group='both'; expected one of \['seen', 'unseen'\]"),
+                         ({"list": "", "tasks": "action", "group": "seen"}, "config.eval.suites.x.list=''"),
+                         ({"list": "a.txt", "tasks": "action"}, r"missing \['group'\]"),
+                         ({"list": "a.txt", "tasks": "action", "group": "seen", "weight": 2}, r"unknown \['weight'\]"),
+                         ("a.txt", "config.eval.suites.x='a.txt'; expected a dict")]:
+        with pytest.raises(config_validation.ConfigError, match=match):
+            config_validation.validate(_with_suites(x=entry))
+    config = _with_suites(a={"list": "a.txt", "tasks": "action", "group": "seen"})
+    config.eval.only = "a,nope"
+    with pytest.raises(config_validation.ConfigError, match=r"unknown suites \['nope'\]"):
+        config_validation.validate(config)
+
+
+def test_data_fields_are_checked_by_name_and_type():
+    config = load_config(os.path.join(ROOT, "configs/demo.py"))
+    config.unlock()
+    config.data.num_frames = 8  # the clip geometry is the model's: no data-side knob
+    with pytest.raises(config_validation.ConfigError, match=r"config.data.num_frames is not a known field"):
+        config_validation.validate(config)
+    config = load_config(os.path.join(ROOT, "configs/demo.py"))
+    config.unlock()
+    del config.data["shuffle"]
+    config.data.shuffle = "yes"
+    with pytest.raises(config_validation.ConfigError, match=r"config.data.shuffle='yes'; expected True/False"):
+        config_validation.validate(config)
+    config = load_config(os.path.join(ROOT, "configs/demo.py"))
+    config.unlock()
+    config.sharding.param_rules = [("(unclosed", "fsdp")]
+    with pytest.raises(config_validation.ConfigError, match=r"param_rules\[0\].*does not compile"):
+        config_validation.validate(config)

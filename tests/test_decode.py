@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from devias_jax.data import decode, synthetic
+from devias_jax.data import decode, failures, synthetic
 from tests.data_helpers import write_bad_files
 
 
@@ -68,11 +68,6 @@ def test_view_geometry():
     assert decode.spatial_crops(298, 224, 224, 3) == [(0, 0), (37, 0), (74, 0)]
     assert decode.spatial_crops(224, 298, 224, 1) == [(0, 37)]
     assert decode.spatial_crops(224, 224, 224, 3) == [(0, 0)] * 3
-    frames = np.arange(2 * 3 * 4 * 6, dtype=np.uint8).reshape(2, 3, 4, 6, 1).repeat(3, -1)
-    views = decode.crop_views(frames, 4, 2)
-    assert views.shape == (4, 3, 4, 4, 3)  # temporal-major: (t0,s0), (t0,s1), (t1,s0), (t1,s1)
-    np.testing.assert_array_equal(views[1], frames[0, :, :, 2:6])
-    np.testing.assert_array_equal(views[2], frames[1, :, :, 0:4])
 
 
 def test_decode_generated_mp4(tmp_path):
@@ -122,7 +117,7 @@ def test_every_kind_of_bad_file_raises_decode_error(tmp_path):
 
 
 def test_failure_tracker():
-    tracker = decode.FailureTracker(max_fraction=0.25, min_files=8)
+    tracker = failures.FailureTracker(max_fraction=0.25, min_files=8)
     for i in range(6):
         tracker.record(f"good{i}", None)
     tracker.record("bad0", "garbage")
@@ -132,6 +127,6 @@ def test_failure_tracker():
     tracker.record("bad1", "missing")
     tracker.check()  # 2 of 8 = 0.25, not more than allowed
     tracker.record("bad2", "empty")
-    with pytest.raises(decode.DataError, match=r"3 of 9 files .*\n  bad0: garbage\n  bad1: missing\n  bad2: empty"):
+    with pytest.raises(failures.DataError, match=r"3 of 9 files .*\n  bad0: garbage\n  bad1: missing\n  bad2: empty"):
         tracker.check()
     assert tracker.is_bad("bad1") and not tracker.is_bad("good0")

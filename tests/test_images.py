@@ -8,7 +8,7 @@ import pytest
 
 from configs import common
 from devias_jax import config_validation
-from devias_jax.data import annotations, images, pipeline
+from devias_jax.data import annotations, images, sources, streams, tf_setup
 from tests.teacher_helpers import scene_names, teacher_config, write_scene_images
 
 GLOBAL_BATCH = 8  # 24 training images: 3 steps per epoch
@@ -26,24 +26,33 @@ def _config(root, **overrides):
     return teacher_config(root, **{"train.batch_size": GLOBAL_BATCH, **overrides})
 
 
-def _train(config, seed=0, start_step=0, process_index=0, process_count=1):
-    return pipeline.train_batches(config, global_batch_size=GLOBAL_BATCH, process_index=process_index,
-                                  process_count=process_count, seed=seed, start_step=start_step)
+def _train(config, seed=0, start_step=0, process_index=0, process_count=1, global_batch=GLOBAL_BATCH):
+    return streams.train_batches(config, global_batch_size=global_batch, process_index=process_index,
+                                 process_count=process_count, seed=seed, start_step=start_step)
 
 
 def _take(stream, steps):
-    return [next(stream) for _ in range(steps)]
+    """`steps` batches of a fresh stream, which is closed afterwards."""
+    with stream:
+        return [next(stream) for _ in range(steps)]
+
+
+def _eval(config, name, batch_size):
+    with streams.eval_batches(config, name, batch_size=batch_size, process_index=0, process_count=1) as stream:
+        batches = list(stream)
+        assert len(batches) == len(stream)
+        return batches
 
 
 def test_image_folder_batches_contract_determinism_and_resume(image_root):
     config = _config(image_root)
-    train = annotations.load(config)  # dispatches on data.source
+    train = sources.get(config).images  # sources.get chooses by data.source
     assert isinstance(train, images.FileImages) and len(train) == 24
     assert train.class_names == tuple(scene_names())
     assert np.bincount(train.labels).tolist() == [6, 6, 6, 6]
     first = _take(_train(config, seed=5), 5)  # crosses the epoch boundary after step 3
     for batch in first:
-        assert set(batch) == {"clips", "action", "scene", "index"}
+        assert set(batch) == {"clips", "action", "scene", "index", "substituted"}
         assert batch["clips"].shape == (GLOBAL_BATCH, 4, 32, 32, 3) and batch["clips"].dtype == np.uint8
         for key in ("action", "scene", "index"):
             assert batch[key].shape == (GLOBAL_BATCH,) and batch[key].dtype == np.int32
@@ -57,7 +66,7 @@ def test_image_folder_batches_contract_determinism_and_resume(image_root):
     for expected, got in zip(first[2:], resumed):
         for key in expected:
             np.testing.assert_array_equal(got[key], expected[key])
-    other = next(_train(config, seed=6))
+    other = _take(_train(config, seed=6), 1)[0]
     assert not np.array_equal(other["index"], first[0]["index"])
     # the class can also be the action label (an image classifier)
     action_config = _config(image_root, **{"data.image_task": "action", "data.num_actions": 4})
@@ -94,9 +103,8 @@ def test_image_eval_uses_one_centred_view_repeated_in_time(tmp_path, image_root)
     Image.fromarray(pixels).save(tmp_path / "val" / scene_names()[1] / "split.png")
     Image.fromarray(np.full((40, 40, 3), 90, np.uint8)).save(tmp_path / "val" / scene_names()[0] / "grey.png")
     config = _config(str(tmp_path), **{"data.train_list": os.path.join(image_root, "train")})
-    stream = pipeline.eval_batches(config, "val", batch_size=4, process_index=0, process_count=1)
-    batches = list(stream)
-    assert len(batches) == len(stream) == 1
+    batches = _eval(config, "val", batch_size=4)
+    assert len(batches) == 1
     batch = batches[0]
     assert batch["clips"].shape == (4, 1, 4, 32, 32, 3)  # one view of T repeated frames
     assert batch["valid"].tolist() == [True, True, False, False] and batch["index"].tolist() == [0, 1, -1, -1]
@@ -110,7 +118,7 @@ def test_image_eval_uses_one_centred_view_repeated_in_time(tmp_path, image_root)
     Image.fromarray(pixels).save(tmp_path / "val" / "unknown_scene" / "x.png")
     images._scan_folder.cache_clear()
     with pytest.raises(annotations.AnnotationError, match="unknown_scene"):
-        annotations.validate(config)
+        sources.validate(config)
 
 
 def test_image_lists_classes_file_and_label_checks(tmp_path, image_root):
@@ -119,21 +127,21 @@ def test_image_lists_classes_file_and_label_checks(tmp_path, image_root):
     listing = tmp_path / "list.txt"  # Places365 style: a leading '/' is relative to data.root
     listing.write_text("".join(f"/train/{scene_names()[2]}/{f} 2\n" for f in files))
     config = _config(image_root, **{"data.train_list": str(listing)})
-    listed = annotations.load(config)
+    listed = sources.get(config).images
     assert listed.labels.tolist() == [2, 2, 2] and all(os.path.isfile(p) for p in listed.paths)
-    batch = next(pipeline.train_batches(config, global_batch_size=2, process_index=0, process_count=1, seed=0))
+    batch = _take(_train(config, global_batch=2), 1)[0]
     assert batch["scene"].tolist() == [2, 2]
     # a classes file fixes the label order
     classes = tmp_path / "classes.txt"
     classes.write_text("\n".join(reversed(scene_names())) + "\n")
-    reordered = annotations.load(_config(image_root, **{"data.classes_file": str(classes)}))
+    reordered = sources.get(_config(image_root, **{"data.classes_file": str(classes)})).images
     assert reordered.class_names == tuple(reversed(scene_names()))
     assert reordered.labels[np.asarray(reordered.paths) == os.path.join(train_dir, scene_names()[0], "0000.png")] == 3
     # more classes than the model has: named with the key
     with pytest.raises(annotations.AnnotationError, match="config.data.num_scenes=3"):
-        annotations.load(_config(image_root, **{"model.num_scenes": 3}))
+        sources.get(_config(image_root, **{"model.num_scenes": 3}))
     with pytest.raises(annotations.AnnotationError, match="neither"):
-        annotations.load(_config(image_root, **{"data.train_list": "nowhere"}))
+        sources.get(_config(image_root, **{"data.train_list": "nowhere"}))
 
 
 def test_unreadable_images_are_counted_and_replaced(tmp_path):
@@ -143,19 +151,19 @@ def test_unreadable_images_are_counted_and_replaced(tmp_path):
     with open(bad, "wb") as handle:
         handle.write(b"not an image")
     config = _config(root, **{"data.max_failure_fraction": 0.5})
-    stream = pipeline.train_batches(config, global_batch_size=9, process_index=0, process_count=1, seed=0)
-    batch = next(stream)  # one epoch of 9 images: the broken one is replaced by a readable draw
-    assert batch["clips"].shape[0] == 9 and set(stream.failures.bad) == {bad}
-    row = stream.images.paths.index(bad)
-    assert row not in batch["index"].tolist()
-    evaluation = list(pipeline.eval_batches(config, "train", batch_size=9, process_index=0, process_count=1))[0]
+    with _train(config, global_batch=9) as stream:
+        batch = next(stream)  # one epoch of 9 images: the broken one is replaced by a readable draw
+        assert batch["clips"].shape[0] == 9 and set(stream.failures.bad) == {bad}
+        row = stream.source.images.paths.index(bad)
+    assert row not in batch["index"].tolist() and batch["substituted"].sum() == 1
+    evaluation = _eval(config, "train", batch_size=9)[0]
     assert evaluation["valid"].tolist() == [i != row for i in range(9)]
 
 
 # ------------------------------------------------------------------------------------------ TFDS
 
 def _tiny_tfds(data_dir: str) -> None:
-    pipeline.import_tf()
+    tf_setup.import_tf()
     import tensorflow_datasets as tfds
 
     class DeviasTinyScenes(tfds.core.GeneratorBasedBuilder):
@@ -189,21 +197,19 @@ def test_tfds_source_reads_records_by_index(tmp_path):
                             "model.num_scenes": 3, "augment.flip": False})
     config.eval.suites = {"val": common.suite("validation", "scene", "seen")}
     config_validation.validate(config)
-    lists = annotations.validate(config)
-    assert len(lists["train"]) == 12 and len(lists["val"]) == 5 and lists["train"].num_classes == 3
-    stream = pipeline.train_batches(config, global_batch_size=6, process_index=0, process_count=1, seed=2)
-    batches = _take(stream, 2)
+    lists = sources.validate(config)
+    assert len(lists["train"]) == 12 and len(lists["val"]) == 5 and lists["train"].images.num_classes == 3
+    batches = _take(_train(config, seed=2, global_batch=6), 2)
     epoch = np.concatenate([b["index"] for b in batches])
     assert sorted(epoch.tolist()) == list(range(12))
     for batch in batches:
         # labels come with each record (TFDS shuffles records while preparing: row != example key)
         colour = batch["clips"].reshape(6, -1, 3).mean(axis=1).argmax(axis=-1)
         np.testing.assert_array_equal(colour, batch["scene"])
-    again = next(pipeline.train_batches(config, global_batch_size=6, process_index=0, process_count=1, seed=2,
-                                        start_step=1))
+    again = _take(_train(config, seed=2, start_step=1, global_batch=6), 1)[0]
     for key in again:
         np.testing.assert_array_equal(again[key], batches[1][key])
-    evaluation = list(pipeline.eval_batches(config, "validation", batch_size=4, process_index=0, process_count=1))
+    evaluation = _eval(config, "validation", batch_size=4)
     assert len(evaluation) == 2 and evaluation[0]["clips"].shape == (4, 1, 4, 32, 32, 3)
     scene = np.concatenate([b["scene"][b["valid"]] for b in evaluation])
     assert sorted(scene.tolist()) == [0, 0, 1, 1, 2]
@@ -213,7 +219,7 @@ def test_tfds_source_reads_records_by_index(tmp_path):
     # missing dataset: a clear message, nothing downloaded
     config.data.tfds_name = "devias_tiny_scenes_missing"
     with pytest.raises(annotations.AnnotationError, match="tfds build devias_tiny_scenes_missing"):
-        annotations.load(config)
+        sources.get(config)
 
 
 def test_config_checks_for_image_sources(image_root):

@@ -18,7 +18,8 @@ from tests.data_helpers import TINY, tiny_dataset
 
 def test_masks_module_never_imports_tensorflow():
     code = ("import sys, devias_jax.masks, devias_jax.data, devias_jax.data.annotations, devias_jax.data.decode, "
-            "devias_jax.data.augment, devias_jax.data.synthetic; "
+            "devias_jax.data.augment, devias_jax.data.synthetic, devias_jax.data.sources, devias_jax.data.streams, "
+            "devias_jax.train, devias_jax.evaluate; "
             "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]

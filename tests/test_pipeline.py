@@ -1,11 +1,11 @@
-"""tf.data streams: batch contract, determinism, resume, per-process sharding, views, bad files."""
+"""tf.data streams: batch contract, determinism, resume, per-process sharding, views, bad files, ownership."""
 
 import os
 
 import numpy as np
 import pytest
 
-from devias_jax.data import annotations, decode, pipeline, synthetic
+from devias_jax.data import decode, failures, sources, streams, synthetic, tf_setup
 from tests.data_helpers import TINY, data_config, tiny_dataset, write_bad_files
 
 # TINY's training list has 24 clips: a global batch of 8 is 3 steps per epoch.
@@ -18,25 +18,33 @@ def root():
 
 
 def _train(config, seed=0, start_step=0, process_index=0, process_count=1, global_batch=GLOBAL_BATCH):
-    return pipeline.train_batches(config, global_batch_size=global_batch, process_index=process_index,
-                                  process_count=process_count, seed=seed, start_step=start_step)
+    return streams.train_batches(config, global_batch_size=global_batch, process_index=process_index,
+                                 process_count=process_count, seed=seed, start_step=start_step)
 
 
 def _take(stream, steps):
-    return [next(stream) for _ in range(steps)]
+    """`steps` batches of a fresh stream, which is closed afterwards."""
+    with stream:
+        return [next(stream) for _ in range(steps)]
+
+
+def _eval(config, list_path, **kwargs):
+    with streams.eval_batches(config, list_path, **kwargs) as stream:
+        return list(stream)
 
 
 def test_tensorflow_sees_no_gpu():
-    tf = pipeline.import_tf()
+    tf = tf_setup.import_tf()
     assert tf.config.get_visible_devices("GPU") == []
 
 
 def test_train_batches_contract_determinism_and_resume(root):
     config = data_config(root)
-    ann = annotations.load(config)
+    ann = sources.get(config).annotations
     first = _take(_train(config, seed=5), 5)  # crosses the epoch boundary after step 3
     for batch in first:
-        assert set(batch) == {"clips", "action", "scene", "index"}
+        assert set(batch) == {"clips", "action", "scene", "index", "substituted"}
+        assert batch["substituted"].dtype == bool and not batch["substituted"].any()
         assert batch["clips"].shape == (GLOBAL_BATCH, 8, 64, 64, 3) and batch["clips"].dtype == np.uint8
         for key in ("action", "scene", "index"):
             assert batch[key].shape == (GLOBAL_BATCH,) and batch[key].dtype == np.int32
@@ -51,7 +59,7 @@ def test_train_batches_contract_determinism_and_resume(root):
     for expected, got in zip(first[2:], resumed):
         for key in expected:
             np.testing.assert_array_equal(got[key], expected[key])
-    other = next(_train(config, seed=6))
+    other = _take(_train(config, seed=6), 1)[0]
     assert not np.array_equal(other["index"], first[0]["index"])
 
 
@@ -59,16 +67,15 @@ def test_augmentation_changes_pixels_but_not_labels(root):
     config = data_config(root, shuffle=False)
     plain = data_config(root, shuffle=False)
     plain.augment.update(crop_area=(1.0, 1.0), crop_aspect=(1.0, 1.0), flip=False, rand_augment_n=0)
-    augmented, clean = next(_train(config)), next(_train(plain))
+    augmented, clean = _take(_train(config), 1)[0], _take(_train(plain), 1)[0]
     np.testing.assert_array_equal(augmented["index"], np.arange(GLOBAL_BATCH))
     np.testing.assert_array_equal(clean["index"], augmented["index"])
     assert not np.array_equal(augmented["clips"], clean["clips"])
     # Without augmentation the clip is the decoded frames (full crop, resize 64 -> 64 is exact).
-    ann = annotations.load(plain)
-    stream = _train(plain)
+    ann = sources.get(plain).annotations
     rng = np.random.default_rng([0, 0, 0, 1])  # (seed, position 0, attempt 0, 1): the temporal window draw
     frames = decode.VideoDecoder().read(ann.paths[0], lambda n: decode.train_indices(n, 8, 4, rng))
-    np.testing.assert_array_equal(next(stream)["clips"][0], frames)
+    np.testing.assert_array_equal(clean["clips"][0], frames)
 
 
 @pytest.mark.parametrize("process_count", [1, 2, 4])
@@ -97,19 +104,19 @@ def test_train_sharding_disjoint_and_complete(root, process_count):
 @pytest.mark.parametrize("process_count", [1, 2, 4])
 def test_eval_sharding_padding_and_counts(root, process_count):
     config = data_config(root)
-    size = len(annotations.load(config, "val_seen.txt"))  # 12
+    size = len(sources.get(config, "val_seen.txt"))  # 12
     batch_size = 2
     valid_rows, lengths = [], set()
     for process in range(process_count):
-        rows = pipeline.eval_rows(size, batch_size, process, process_count)
+        rows = streams.eval_rows(size, batch_size, process, process_count)
         lengths.add(len(rows))
         valid_rows += rows[rows >= 0].tolist()
     assert sorted(valid_rows) == list(range(size)) and len(lengths) == 1
-    assert pipeline.eval_rows(5, 2, 3, 4).tolist() == [-1, -1]  # a process with nothing still runs a batch
+    assert streams.eval_rows(5, 2, 3, 4).tolist() == [-1, -1]  # a process with nothing still runs a batch
     if process_count == 2:
-        stream = pipeline.eval_batches(config, "val_seen.txt", batch_size=4, process_index=1, process_count=2)
-        batches = list(stream)
-        assert len(batches) == len(stream) == 2
+        with streams.eval_batches(config, "val_seen.txt", batch_size=4, process_index=1, process_count=2) as stream:
+            batches = list(stream)
+            assert len(batches) == len(stream) == 2
         index = np.concatenate([b["index"] for b in batches])
         valid = np.concatenate([b["valid"] for b in batches])
         np.testing.assert_array_equal(index, [6, 7, 8, 9, 10, 11, -1, -1])
@@ -132,7 +139,7 @@ def test_eval_view_geometry(tmp_path):
     config = data_config(str(tmp_path), scene_source="none", num_actions=1)
     config.model.img_size = 32
     config.data.short_side = 48  # 64x96 -> 48x72, crops of 32 at (8, 0), (8, 20), (8, 40)
-    batch = next(pipeline.eval_batches(config, "list.txt", batch_size=1, process_index=0, process_count=1))
+    batch = _eval(config, "list.txt", batch_size=1, process_index=0, process_count=1)[0]
     clips = batch["clips"][0].astype(float)  # (6, 8, 32, 32, 3)
     assert clips.shape == (6, 8, 32, 32, 3) and batch["valid"].tolist() == [True]
     temporal = decode.test_indices(48, 8, 4, 2)  # every 4th frame, first and last window
@@ -147,7 +154,8 @@ def test_eval_view_geometry(tmp_path):
         np.testing.assert_allclose(clips[view, :, 16, 16, 2], 20 + 3 * source_row, atol=4)
 
 
-def test_bad_files_are_skipped_counted_and_stop_the_run(tmp_path, root):
+def _mixed_list(tmp_path, root):
+    """11 good training clips then the 5 kinds of bad file; returns (config, {kind: path})."""
     bad = write_bad_files(str(tmp_path / "bad"))
     good = [line.split()[0] for line in open(os.path.join(root, "train.txt"))][:11]
     with open(tmp_path / "mixed.txt", "w") as handle:
@@ -155,61 +163,117 @@ def test_bad_files_are_skipped_counted_and_stop_the_run(tmp_path, root):
             handle.write(f"{os.path.join(root, path)} 0 0\n")
         for path in bad.values():
             handle.write(f"{path} 1 1\n")
-    config = data_config(str(tmp_path), train_list="mixed.txt", max_failure_fraction=0.5)
-    stream = _train(config, global_batch=16)
-    batch = next(stream)  # 16 = every row once: the 5 bad ones are replaced by good ones
-    ann = stream.annotations
-    assert batch["clips"].shape[0] == 16
-    assert all(not ann.paths[i].startswith(str(tmp_path / "bad")) for i in batch["index"])
-    assert set(stream.failures.bad) == set(bad.values())
-    assert stream.failures.summary()["files_bad"] == 5
+    return data_config(str(tmp_path), train_list="mixed.txt", max_failure_fraction=0.5), bad
+
+
+def test_bad_files_are_replaced_marked_counted_and_stop_the_run(tmp_path, root):
+    config, bad = _mixed_list(tmp_path, root)
+    with _train(config, global_batch=16) as stream:
+        batch = next(stream)  # 16 = every row once: the 5 bad ones are replaced by good ones
+        ann = stream.source.annotations
+        assert batch["clips"].shape[0] == 16
+        assert all(not ann.paths[i].startswith(str(tmp_path / "bad")) for i in batch["index"])
+        assert set(stream.failures.bad) == set(bad.values())
+        assert stream.failures.summary()["files_bad"] == 5
+        # Exactly the positions whose permuted row was a bad file say so.
+        rows = np.asarray([stream.row(stream.position(c)) for c in range(16)])
+        np.testing.assert_array_equal(batch["substituted"], rows >= 11)
+        assert batch["substituted"].sum() == 5
+        assert "missing" in stream.failures.bad[bad["missing"]] and "0 bytes" in stream.failures.bad[bad["zero"]]
     # Evaluation marks them invalid instead.
-    batches = list(pipeline.eval_batches(config, "mixed.txt", batch_size=8, process_index=0, process_count=1))
+    batches = _eval(config, "mixed.txt", batch_size=8, process_index=0, process_count=1)
     valid = np.concatenate([b["valid"] for b in batches])
     index = np.concatenate([b["index"] for b in batches])
     assert valid[:11].all() and not valid[11:].any() and index[:16].tolist() == list(range(16))
     # Past the allowed fraction the run stops and names the files.
     config.data.max_failure_fraction = 0.2
-    with pytest.raises(decode.DataError) as info:
+    with pytest.raises(failures.DataError) as info:
         _take(_train(config, global_batch=16), 2)
     message = str(info.value)
     assert "max_failure_fraction=0.2" in message and all(path in message for path in bad.values())
-    with pytest.raises(decode.DataError):
-        list(pipeline.eval_batches(config, "mixed.txt", batch_size=8, process_index=0, process_count=1))
+    with pytest.raises(failures.DataError):
+        _eval(config, "mixed.txt", batch_size=8, process_index=0, process_count=1)
+
+
+def test_bad_file_list_is_written_with_reasons(tmp_path):
+    tracker = failures.FailureTracker(1.0)
+    tracker.record("/v/a.mp4", "missing")
+    tracker.record("/v/b.mp4", None)
+    tracker.record("/v/c.mp4", "truncated: moov atom not found")
+    path = str(tmp_path / "out" / "bad_videos.txt")
+    failures.write_bad_files(path, tracker.bad_files(), "2 file(s) could not be decoded")
+    lines = open(path).read().splitlines()
+    assert lines == ["# 2 file(s) could not be decoded", "/v/a.mp4\tmissing", "/v/c.mp4\ttruncated: moov atom not found"]
+
+
+def test_stream_names_the_file_it_is_stuck_on(root, monkeypatch):
+    """A read that does not come back is registered while it runs, so a watchdog can name the file."""
+    config = data_config(root, decode_workers=1)
+    source = sources.get(config)
+    stuck = source.annotations.paths[0]
+    release = __import__("threading").Event()
+    real_read = decode.VideoDecoder.read
+
+    def read(self, path, *args, **kwargs):
+        if path == stuck:
+            release.wait(30)
+        return real_read(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(decode.VideoDecoder, "read", read)
+    config.data.shuffle = False  # position 0 reads row 0, the stuck file
+    from devias_jax.prefetch import DevicePrefetcher
+
+    with streams.train_batches(config, global_batch_size=2, process_index=0, process_count=1, seed=0,
+                               source=source) as stream:
+        prefetcher = DevicePrefetcher(stream, place=lambda batch: batch, timeout_s=1.0,
+                                      describe_stuck=stream.describe_stuck)
+        try:
+            with pytest.raises(TimeoutError) as info:
+                next(prefetcher)
+            assert stuck in str(info.value) and "being read" in str(info.value)
+            assert [name for name, _ in stream.files_in_flight()] == [stuck]
+        finally:
+            release.set()
+            prefetcher.close()
+    assert stream.files_in_flight() == []
 
 
 def test_train_stream_validation(root):
     config = data_config(root)
     with pytest.raises(ValueError, match="not divisible"):
         _train(config, process_count=3)
-    stream = _train(config)
-    assert len(stream) == 24 // GLOBAL_BATCH and stream.step == 0
-    next(stream)
-    assert stream.step == 1
-    assert TINY.train_per_action * TINY.num_actions == len(stream.annotations)
+    with _train(config) as stream:
+        assert len(stream) == 24 // GLOBAL_BATCH and stream.step == 0
+        next(stream)
+        assert stream.step == 1
+        assert TINY.train_per_action * TINY.num_actions == len(stream.source)
+    assert stream._iterator is None  # the with-block closed it; iterating again resumes at step 1
+    with stream:
+        assert next(stream)["index"].shape == (GLOBAL_BATCH,) and stream.step == 2
 
 
-def test_process_exits_with_open_streams(root, tmp_path):
-    """A process that leaves a running train and eval stream behind still exits: a live tf.data
-    iterator torn down during interpreter finalisation used to hang the process for minutes."""
+def test_scripts_with_closed_streams_exit_promptly(root, tmp_path):
+    """A process that reads a train and an eval stream inside `with` blocks exits as soon as it is done:
+    nothing is left for interpreter exit (no atexit hook exists to do it)."""
     import subprocess
     import sys
     import textwrap
 
-    script = tmp_path / "leave_streams_open.py"
+    script = tmp_path / "read_streams.py"
     script.write_text(textwrap.dedent(f"""
-        from devias_jax.data import pipeline
+        from devias_jax.data import streams
         from tests.data_helpers import data_config
         config = data_config({root!r})
-        train = pipeline.train_batches(config, global_batch_size=8, process_index=0, process_count=1, seed=0)
-        next(train)
-        evaluation = pipeline.eval_batches(config, config.data.train_list, batch_size=4, process_index=0, process_count=1)
-        next(iter(evaluation))
-        print("batches read")
+        with streams.train_batches(config, global_batch_size=8, process_index=0, process_count=1, seed=0) as train:
+            next(train)
+        with streams.eval_batches(config, config.data.train_list, batch_size=4, process_index=0,
+                                  process_count=1) as evaluation:
+            next(evaluation)
+        print("batches read", flush=True)
     """))
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = {**os.environ, "PYTHONPATH": repo}
-    # A hang shows up as the timeout (generous: the run itself takes seconds).
+    # A hang shows up as the timeout (generous: the run itself takes seconds); no timing is asserted.
     result = subprocess.run([sys.executable, str(script)], cwd=repo, env=env, capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]

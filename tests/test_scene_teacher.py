@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from devias_jax import monitoring
-from devias_jax.data import annotations
+from devias_jax.data import sources
 from devias_jax.inference import load_model
 from scripts.pseudo_scene_labels import pseudo_label
 from tests.data_helpers import TINY, tiny_dataset
@@ -81,7 +81,7 @@ def test_devias_trains_with_the_online_teacher(teacher):
     # evaluation lists keep their own scene column (e.g. pseudo labels) under scene_source='teacher';
     # the training list's column is ignored (the teacher supplies the scene targets)
     truth = [int(line.split()[2]) for line in open(os.path.join(tiny_dataset(), "scene_only.txt"))]
-    assert annotations.load(config, "scene_only.txt").scene.tolist() == truth
-    assert (annotations.load(config).scene == -1).all()
+    assert sources.get(config, "scene_only.txt").annotations.scene.tolist() == truth
+    assert (sources.get(config).annotations.scene == -1).all()
     saved = json.load(open(os.path.join(run.workdir, "config.json")))
     assert saved["data"]["scene_source"] == "teacher" and saved["loss"]["teacher"]["checkpoint"] == teacher.workdir

@@ -93,3 +93,45 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
     for step in steps:  # whatever was kept was reached through finite losses only
         params = final_params(os.path.join(workdir, "checkpoints", step))
         assert all(np.isfinite(v).all() for v in params.values())
+
+
+def test_broken_videos_are_reported_in_console_metrics_report_and_list(tmp_path, capsys):
+    from configs import common
+    from devias_jax.data import sources, streams
+    from tests.data_helpers import tiny_dataset, write_bad_files
+
+    root = tiny_dataset()
+    bad = write_bad_files(str(tmp_path / "bad"))
+    with open(tmp_path / "broken.txt", "w") as handle:
+        handle.writelines(open(os.path.join(root, "train.txt")).readlines())  # 24 good clips
+        handle.writelines(f"{path} 1 1\n" for path in bad.values())         # then 5 bad files
+    config = tiny_train_config("two_token", **{
+        "data.train_list": str(tmp_path / "broken.txt"), "data.max_failure_fraction": 0.5,
+        "eval.suites": {"broken": common.suite(str(tmp_path / "broken.txt"), "action,scene", "seen")}})
+    # What the run must report: the positions of its 6 x 8 clips whose list row is a bad file.
+    order = streams.train_batches(config, global_batch_size=8, process_index=0, process_count=1, seed=config.seed)
+    rows = np.asarray([order.row(position) for position in range(6 * 8)])
+    expected = int((rows >= 24).sum())
+    assert expected > 0
+    workdir = str(tmp_path / "run")
+    result = train_and_evaluate(config, workdir)
+    console = capsys.readouterr().out
+    assert "substituted" in console and f"{expected} training clip(s) replaced" in console
+    windows = [r for r in monitoring.read_metrics(workdir) if r["split"] == "data"]
+    assert [r["step"] for r in windows] == [2, 4, 6]
+    assert sum(r["substituted_clips"] for r in windows) == windows[-1]["substituted_clips_total"] == expected
+    for window, start in zip(windows, (0, 16, 32)):
+        assert window["substituted_clips"] == int((rows[start:start + 16] >= 24).sum())
+    report = json.load(open(os.path.join(workdir, "eval", "report.json")))
+    assert report["training_data"]["substituted_clips"] == expected == result["training_data"]["substituted_clips"]
+    listed = open(os.path.join(workdir, "bad_videos.txt")).read().splitlines()
+    reasons = dict(line.split("\t", 1) for line in listed[1:])
+    seen_bad = {sources.get(config).name(int(r)) for r in rows[rows >= 24]}
+    assert set(reasons) >= seen_bad and set(reasons) <= set(bad.values())
+    assert report["training_data"]["files_bad"] == len(reasons)
+    assert all(reason.strip() for reason in reasons.values())
+    # evaluation leaves every bad file out of the suite's scores and lists all five
+    assert report["suites"]["broken"]["videos"] == 24 and report["suites"]["broken"]["videos_unreadable"] == 5
+    evaluated = open(os.path.join(workdir, "eval", "bad_videos.txt")).read().splitlines()[1:]
+    assert {line.split("\t")[0] for line in evaluated} == set(bad.values())
+    assert "broken: 5 video(s) could not be decoded" in console

@@ -55,7 +55,7 @@ def resolve(root: str, path: str) -> str:
     return os.path.normpath(os.path.join(os.path.expanduser(root), path))
 
 
-def _with_extension(path: str, video_ext: str) -> str:
+def with_extension(path: str, video_ext: str) -> str:
     """HVU-style ids have no extension: add `video_ext`, or the first known one that exists."""
     if os.path.splitext(path)[1].lower() in VIDEO_EXTENSIONS or os.path.isdir(path):
         return path
@@ -69,7 +69,7 @@ def _with_extension(path: str, video_ext: str) -> str:
     return path
 
 
-def _int(text: str, where: str, what: str) -> int:
+def parse_int(text: str, where: str, what: str) -> int:
     try:
         return int(text)
     except ValueError:
@@ -118,15 +118,15 @@ def load_list(list_path: str, *, root: str = "", num_actions: int, num_scenes: i
                                       f"got {text!r}")
             count, scene = -1, UNKNOWN
             if is_frames:
-                count = _int(fields[1], where, "num_frames")
+                count = parse_int(fields[1], where, "num_frames")
                 if count < 1:
                     raise AnnotationError(f"{where}: num_frames {count} must be >= 1")
-                action = _int(fields[2], where, "label")
+                action = parse_int(fields[2], where, "label")
             else:
-                path = _with_extension(path, video_ext)
-                action = _int(fields[1], where, "action label")
+                path = with_extension(path, video_ext)
+                action = parse_int(fields[1], where, "action label")
                 if len(fields) == 3:
-                    scene = _int(fields[2], where, "scene label")
+                    scene = parse_int(fields[2], where, "scene label")
             _check_label(action, num_actions, where, "action label", "num_actions")
             if scene_source == "list":
                 if (len(fields) == 2 or is_frames) and require_scene:
@@ -165,48 +165,3 @@ def list_path(config: Any, path: str) -> str:
     if os.path.isabs(path) or os.path.exists(path):
         return path
     return resolve(config.data.root, path)
-
-
-def load(config: Any, path: str | None = None) -> Annotations:
-    """The list at `path` (default: data.train_list) parsed with the settings in config.data; for an
-    image dataset (config.data.source 'image_folder' / 'tfds') the images.ImageSet it names."""
-    data = config.data
-    if data.get("source", "videos") != "videos":
-        from devias_jax.data import images
-
-        return images.load(config, path)
-    training = path in (None, data.train_list)
-    # scene_source decides the TRAINING scene targets; an evaluation list is scored against its own scene
-    # column whenever it has one (e.g. the teacher's pseudo labels from scripts/pseudo_scene_labels.py).
-    return load_list(list_path(config, path or data.train_list), root=data.root,
-                     num_actions=data.num_actions, num_scenes=data.num_scenes,
-                     scene_source=data.scene_source if training else "list", list_format=data.list_format,
-                     video_ext=data.video_ext, check_files=data.check_files, require_scene=training)
-
-
-def active_suites(config: Any) -> dict[str, Any]:
-    """config.eval.suites restricted to config.eval.only (comma-separated names; '' = all)."""
-    evaluation = config.get("eval", {})
-    suites = dict(evaluation.get("suites", {}))
-    only = [name.strip() for name in str(evaluation.get("only", "")).split(",") if name.strip()]
-    unknown = sorted(set(only) - set(suites))
-    if unknown:
-        raise AnnotationError(f"config.eval.only names unknown suites {unknown}; the recipe has {sorted(suites)}")
-    return {name: suites[name] for name in (only or sorted(suites))}
-
-
-def eval_lists(config: Any) -> dict[str, str]:
-    """{suite name: list path} for the active evaluation suites (each suite: list, tasks, group)."""
-    return {name: list_path(config, suite.list) for name, suite in active_suites(config).items()}
-
-
-def validate(config: Any) -> dict[str, Annotations]:
-    """Parses the training list and every evaluation list; call before compiling anything."""
-    parsed = {"train": load(config)} if config.data.train_list else {}
-    if config.data.get("source", "videos") != "videos":  # image sets: suite lists are folders or split names
-        for name, suite in active_suites(config).items():
-            parsed[name] = load(config, suite.list)
-        return parsed
-    for name, path in eval_lists(config).items():
-        parsed[name] = load(config, path)
-    return parsed

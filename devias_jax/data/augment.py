@@ -6,7 +6,7 @@ op set and magnitudes (ops drawn with replacement, each applied with p = 0.5 at 
 N(7, 0.5) clipped to [0, 10]; the same op and magnitude on every frame, as VideoMAE applies it) and
 optional colour jitter. Output is uint8: normalisation happens on the accelerator.
 
-This runs inside the tf.data map's worker threads right after decoding (pipeline.py), with numpy and
+This runs inside the tf.data map's worker threads right after decoding (streams.py), with numpy and
 PIL kernels that release the GIL. What makes it cheaper than VideoMAE-style loaders:
 1. `plan_clip` draws every random choice with numpy from the clip's seed and folds the crop, the
    resize, the flip and the geometric RandAugment ops (Rotate, ShearX/Y, TranslateX/Y) into ONE
@@ -16,7 +16,7 @@ Differences from VideoMAE: RandAugment acts on the crop, geometric ops are compo
 photometric ones whatever their drawn order, resampling is bilinear (timm: bicubic), and a plain crop
 uses PIL's bilinear resize (antialiased when shrinking). The distribution of ops and magnitudes is timm's.
 Evaluation (TensorFlow): short-side resize + square crops along the long side (geometry from decode.py).
-Only devias_jax/data/ imports TensorFlow, and it never sees an accelerator (pipeline.import_tf()).
+Only devias_jax/data/ imports TensorFlow, and it never sees an accelerator (tf_setup.import_tf()).
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ import math
 from typing import Any
 
 import numpy as np
+
+from devias_jax.data.tf_setup import import_tf
 
 # timm's fill colour for geometric RandAugment ops: the ImageNet mean in uint8.
 FILL = (124, 116, 104)
@@ -183,24 +185,18 @@ def train_clip(frames: np.ndarray, rng: np.random.Generator, size: int, augment:
     return apply_plan(frames, plan_clip(rng, frames.shape[1], frames.shape[2], size, augment), size)
 
 
-def _tf():
-    from devias_jax.data.pipeline import import_tf
-
-    return import_tf()
-
-
 # ------------------------------------------------------------------------------------------ evaluation
 
 def resize(frames, size):
     """Bilinear, half-pixel centres, no antialiasing (torch interpolate / cv2 INTER_LINEAR); float32."""
-    tf = _tf()
+    tf = import_tf()
     return tf.image.resize(tf.cast(frames, tf.float32), size, method="bilinear", antialias=False)
 
 
 def test_views(frames, resized, crops, size: int):
     """frames uint8 (Vt, T, h, w, 3), resized = [h', w'] (short side -> size), crops int32 (Vs, 2) of
     (top, left) -> uint8 (Vt * Vs, T, size, size, 3), temporal-major like VideoMAE's view order."""
-    tf = _tf()
+    tf = import_tf()
     shape = tf.shape(frames)
     flat = tf.reshape(frames, tf.concat([[-1], shape[2:]], 0))
     flat = tf.cond(tf.reduce_all(shape[2:4] == resized), lambda: tf.cast(flat, tf.float32),

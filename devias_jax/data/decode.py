@@ -11,14 +11,12 @@ Sampling follows the VideoMAE/DEVIAS loaders exactly:
   does) and spatial crop j of m starts at int(j * (long - short_side) / (m - 1)) along the long side.
 
 A file that cannot be decoded (missing, empty, truncated, not a video, fewer than `min_frames` frames)
-raises DecodeError; `FailureTracker` counts those per distinct file and stops the run with the list of
-bad files once their fraction passes `max_failure_fraction`. No TensorFlow here.
+raises DecodeError (failures.py counts and reports them). No TensorFlow here.
 """
 
 from __future__ import annotations
 
 import os
-import threading
 from typing import Callable
 
 import numpy as np
@@ -27,11 +25,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
 class DecodeError(RuntimeError):
-    """One file could not be read; the pipeline skips it and counts it."""
-
-
-class DataError(RuntimeError):
-    """Too many files could not be read; the message lists them."""
+    """One file could not be read; the streams replace (training) or drop (evaluation) it and count it."""
 
 
 # ----------------------------------------------------------------------------------------- sampling
@@ -154,66 +148,3 @@ class VideoDecoder:
             return np.stack(frames)
         except Exception as error:
             raise DecodeError(f"{path}: {type(error).__name__}: {str(error)[:200]}") from None
-
-
-def crop_views(frames: np.ndarray, crop: int, spatial_views: int) -> np.ndarray:
-    """(Vt, T, h, w, 3) already resized -> (Vt * spatial_views, T, crop, crop, 3), temporal-major."""
-    tops_lefts = spatial_crops(frames.shape[2], frames.shape[3], crop, spatial_views)
-    views = [frames[:, :, top:top + crop, left:left + crop] for top, left in tops_lefts]
-    return np.stack(views, axis=1).reshape((-1,) + views[0].shape[1:])
-
-
-# ----------------------------------------------------------------------------------------- failures
-
-class FailureTracker:
-    """Counts files that failed to decode (thread-safe). `check()` raises DataError once at least
-    `min_files` distinct files were tried and more than `max_fraction` of them failed."""
-
-    def __init__(self, max_fraction: float, min_files: int = 50):
-        self.max_fraction = max_fraction
-        self.min_files = max(1, min_files)
-        self._lock = threading.Lock()
-        self._tried: set[str] = set()
-        self.bad: dict[str, str] = {}  # path -> reason
-        self.failures = 0  # failed attempts, counting repeats
-        self.error: DataError | None = None
-
-    def record(self, path: str, reason: str | None) -> None:
-        with self._lock:
-            self._tried.add(path)
-            if reason is not None:
-                self.failures += 1
-                self.bad.setdefault(path, reason)
-            if self.error is None and len(self._tried) >= self.min_files and self.fraction > self.max_fraction:
-                self.error = self._error(f"{len(self.bad)} of {len(self._tried)} files could not be "
-                                         f"decoded, more than config.data.max_failure_fraction="
-                                         f"{self.max_fraction}")
-
-    def is_bad(self, path: str) -> bool:
-        return path in self.bad
-
-    @property
-    def fraction(self) -> float:
-        return len(self.bad) / max(1, len(self._tried))
-
-    @property
-    def tried(self) -> int:
-        return len(self._tried)
-
-    def fail(self, message: str) -> DataError:
-        with self._lock:
-            if self.error is None:
-                self.error = self._error(message)
-            return self.error
-
-    def _error(self, message: str) -> DataError:
-        listing = "\n".join(f"  {path}: {reason}" for path, reason in sorted(self.bad.items()))
-        return DataError(f"{message}. Bad files:\n{listing}")
-
-    def check(self) -> None:
-        if self.error is not None:
-            raise self.error
-
-    def summary(self) -> dict[str, int]:
-        return {"files_tried": self.tried, "files_bad": len(self.bad), "failed_attempts": self.failures}
-

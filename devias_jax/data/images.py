@@ -1,9 +1,8 @@
 """Image datasets as clips (REFERENCE §8: the scene teacher sees each Places365 image repeated in time).
 
-`config.data.source` picks where samples come from (annotations.load and the pipeline's streams
-dispatch on it, so the trainer is the same for all three):
+Two of the sources that `config.data.source` chooses between (sources.py makes that choice; the
+third, `videos`, is annotation lists of videos / frame folders, annotations.py):
 
-- `videos`        annotation lists of videos / frame folders (annotations.py), the default;
 - `image_folder`  `data.train_list` and each suite's `list`, relative to `data.root`, is either a
                   directory `<class_name>/<image>` (labels: the class folders in sorted order, or in the
                   order of `data.classes_file`, one name a line; an evaluation folder maps its folders by
@@ -15,13 +14,8 @@ dispatch on it, so the trainer is the same for all three):
                   --file_format=array_record`); `data.train_list` and each suite's `list` are split names
                   ('train', 'validation', 'train[:10%]'). Nothing is ever downloaded.
 
-Batches keep the video contract ('clips' uint8 (b, T, S, S, 3), 'action', 'scene', 'index'): the image
-class goes to 'scene' (`data.image_task='scene'`, the scene teacher; 'action' = -1) or to 'action'. A
-training clip is ONE augmented image (augment.py's crop / flip / RandAugment, drawn from the same
-per-position seed as a video clip) repeated T times, which is what augmenting T identical frames with
-one plan gives, at 1/T of the work. Evaluation uses one view: short side resized to data.short_side (or
-the crop size), centre crop, repeated T times. Order, resume and per-process slices are the video
-streams' (pipeline.TrainStream / EvalStream); an unreadable image is counted and replaced like a bad video.
+This module only reads images and their classes; sources.ImageSource turns them into clips (one image
+repeated in time) for the same streams that read videos.
 """
 
 from __future__ import annotations
@@ -34,15 +28,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from devias_jax.data import annotations as annotations_lib
-from devias_jax.data import augment, decode, pipeline
+from devias_jax.data import decode
+from devias_jax.data.tf_setup import import_tf
 
-SOURCES = ("videos", "image_folder", "tfds")
-IMAGE_TASKS = ("scene", "action")
 AnnotationError = annotations_lib.AnnotationError
-
-
-def source(config: Any) -> str:
-    return config.data.get("source", "videos")
 
 
 # ------------------------------------------------------------------------------------------ image sets
@@ -97,7 +86,7 @@ class TfdsImages(ImageSet):
     def __init__(self, name: str, split: str, data_dir: str, image_key: str, label_key: str):
         self.list_path = f"tfds:{name}/{split}"
         self.image_key, self.label_key = image_key, label_key
-        pipeline.import_tf()  # TensorFlow first, with every GPU hidden from it
+        import_tf()  # TensorFlow first, with every GPU hidden from it
         import tensorflow_datasets as tfds
 
         try:
@@ -220,7 +209,7 @@ def _list_images(list_path: str, root: str, check_files: bool) -> FileImages:
                 raise AnnotationError(f"{where}: an image list line is 'path label'; got {raw.strip()!r}")
             path = fields[0].lstrip("/") if root else fields[0]
             path = annotations_lib.resolve(root, path)
-            label = annotations_lib._int(fields[1], where, "label")
+            label = annotations_lib.parse_int(fields[1], where, "label")
             if label < 0:
                 raise AnnotationError(f"{where}: label {label} is negative")
             if check_files and not os.path.isfile(path):
@@ -244,11 +233,10 @@ def label_limit(config: Any) -> tuple[str, int]:
     return "num_scenes", int(config.data.num_scenes)
 
 
-def load(config: Any, path: str | None = None) -> ImageSet:
-    """The image set named `path` (default: data.train_list) under config.data.source."""
+def open_image_set(config: Any, name: str) -> ImageSet:
+    """The image set `name` (a folder, a list file or a TFDS split) under config.data.source."""
     data = config.data
-    kind = source(config)
-    name = path or data.train_list
+    kind = data.source
     if kind == "tfds":
         if not data.tfds_name:
             raise AnnotationError("config.data.source='tfds' needs config.data.tfds_name (e.g. 'places365_small')")
@@ -270,122 +258,9 @@ def load(config: Any, path: str | None = None) -> ImageSet:
             raise AnnotationError(f"image set {resolved!r} (config.data.root={data.root!r} + {name!r}) is neither "
                                   "a class-folder directory nor a 'path label' list")
     else:
-        raise AnnotationError(f"config.data.source={kind!r}; images.load reads {SOURCES[1:]}")
+        raise AnnotationError(f"config.data.source={kind!r}; image sets are 'image_folder' or 'tfds'")
     key, limit = label_limit(config)
     if images.num_classes > limit:
         raise AnnotationError(f"{images.list_path}: {images.num_classes} classes, more than "
                               f"config.data.{key}={limit}")
     return images
-
-
-# ------------------------------------------------------------------------------------------ streams
-
-def _split_label(config: Any, label):
-    """(action, scene) for an image class label under data.image_task."""
-    if config.data.get("image_task", "scene") == "action":
-        return label, np.int32(-1)
-    return np.int32(-1), label
-
-
-class ImageTrainStream(pipeline.TrainStream):
-    """TrainStream over an ImageSet: the same order, resume and per-process slices; one image per clip."""
-
-    def __init__(self, config: Any, *, images: ImageSet | None = None, **kwargs):
-        super().__init__(config, annotations=images if images is not None else load(config), **kwargs)
-        self.images = self.annotations
-        self.label_key, self.label_limit = label_limit(config)
-
-    def sample_name(self, row: int) -> str:
-        return self.images.name(row)
-
-    def _read_image(self, row: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
-        image, label = self.images.read(row)
-        if label >= self.label_limit or label < -1:
-            raise AnnotationError(
-                f"{self.images.name(row)}: label {label} outside [0, {self.label_limit}) "
-                f"(config.data.{self.label_key})")
-        clip = augment.train_clip(image[None], rng, self.img_size, self.config.augment)  # (1, S, S, 3)
-        return np.repeat(clip, self.num_frames, axis=0), label
-
-    def load(self, counter: int):
-        (clip, label), row = self.load_with_replacements(counter, self._read_image)
-        return clip, row, label
-
-    def _dataset(self, start_step: int):
-        tf = pipeline.import_tf()
-        size, frames = self.img_size, self.num_frames
-
-        def load(counter):
-            clip, row, label = self.load(counter)
-            action, scene = _split_label(self.config, np.int32(label))
-            return clip, np.int32(action), np.int32(scene), np.int32(row)
-
-        @tf.autograph.experimental.do_not_convert
-        def element(counter):
-            clip, action, scene, row = tf.numpy_function(load, [counter], (tf.uint8, tf.int32, tf.int32, tf.int32),
-                                                         stateful=False)
-            clip = tf.ensure_shape(clip, (frames, size, size, 3))
-            return clip, tf.ensure_shape(action, ()), tf.ensure_shape(scene, ()), tf.ensure_shape(row, ())
-
-        workers = pipeline.num_workers(self.config)
-        dataset = tf.data.Dataset.range(start_step * self.batch_size, 2 ** 62)
-        dataset = dataset.map(element, num_parallel_calls=workers, deterministic=True)
-        dataset = dataset.batch(self.batch_size, drop_remainder=True)
-        dataset = dataset.prefetch(self.config.data.prefetch_batches)
-        return dataset.with_options(pipeline._options(tf, workers))
-
-
-class ImageEvalStream(pipeline.EvalStream):
-    """EvalStream over an ImageSet with one view (centre crop after the short-side resize), repeated T times."""
-
-    def __init__(self, config: Any, list_path: str, *, images: ImageSet | None = None, **kwargs):
-        super().__init__(config, list_path, annotations=images if images is not None else load(config, list_path),
-                         **kwargs)
-        self.images = self.annotations
-        self.temporal_views = self.spatial_views = self.num_views = 1
-
-    def load(self, row: int):
-        """-> image uint8 (1, 1, h, w, 3), resized [h', w'], crop (1, 2), valid, label."""
-        row = int(row)
-        if row >= 0:
-            name = self.images.name(row)
-            try:
-                image, label = self.images.read(row)
-            except decode.DecodeError as error:
-                self.failures.record(name, pipeline._reason(error, name))
-            else:
-                self.failures.record(name, None)
-                height, width = decode.resized_shape(image.shape[0], image.shape[1], self.short_side)
-                crops = decode.spatial_crops(height, width, self.img_size, 1)
-                return (image[None, None], np.asarray([height, width], np.int32), np.asarray(crops, np.int32),
-                        True, np.int32(label))
-        side = self.img_size
-        return (np.zeros((1, 1, side, side, 3), np.uint8), np.asarray([side, side], np.int32),
-                np.zeros((1, 2), np.int32), False, np.int32(self.images.label(row) if row >= 0 else -1))
-
-    def _dataset(self):
-        tf = pipeline.import_tf()
-        size, frames = self.img_size, self.num_frames
-        task_is_action = self.config.data.get("image_task", "scene") == "action"
-
-        @tf.autograph.experimental.do_not_convert
-        def element(row):
-            image, resized, crops, valid, label = tf.numpy_function(
-                self.load, [row], (tf.uint8, tf.int32, tf.int32, tf.bool, tf.int32), stateful=False)
-            image.set_shape((1, 1, None, None, 3))
-            resized.set_shape((2,))
-            crops.set_shape((1, 2))
-            valid.set_shape(())
-            label.set_shape(())
-            view = augment.test_views(image, resized, crops, size)  # (1, 1, S, S, 3)
-            clips = tf.tile(tf.reshape(view, (1, 1, size, size, 3)), (1, frames, 1, 1, 1))  # (1, T, S, S, 3)
-            unknown = tf.constant(-1, tf.int32)
-            action, scene = (label, unknown) if task_is_action else (unknown, label)
-            return clips, action, scene, tf.cast(row, tf.int32), valid
-
-        workers = pipeline.num_workers(self.config)
-        dataset = tf.data.Dataset.from_tensor_slices(self.rows)
-        dataset = dataset.map(element, num_parallel_calls=workers, deterministic=True)
-        dataset = dataset.batch(self.batch_size, drop_remainder=True)
-        dataset = dataset.prefetch(self.config.data.prefetch_batches)
-        return dataset.with_options(pipeline._options(tf, workers))

@@ -1,0 +1,88 @@
+"""Package structure: data flows one way, so the import graph of devias_jax/ has no cycle."""
+
+import ast
+import os
+
+from tests.conftest import ROOT
+
+PACKAGE = os.path.join(ROOT, "devias_jax")
+
+
+def _module_files() -> dict[str, str]:
+    """Dotted module name -> file, for every module of the package (packages by their __init__)."""
+    found = {}
+    for directory, _, files in os.walk(PACKAGE):
+        for file in files:
+            if file.endswith(".py"):
+                path = os.path.join(directory, file)
+                name = os.path.relpath(path, ROOT)[:-3].replace(os.sep, ".")
+                found[name.removesuffix(".__init__")] = path
+    return found
+
+
+def _imports(name: str, path: str, known: set[str]) -> set[str]:
+    """The package's modules that `name` imports anywhere in its file (top level or inside functions)."""
+    tree = ast.parse(open(path, encoding="utf-8").read())
+    package = name if path.endswith("__init__.py") else name.rpartition(".")[0]
+    targets = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            targets.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative import
+                parts = package.split(".")
+                base = ".".join(parts[:len(parts) - node.level + 1] + ([base] if base else []))
+            targets.add(base)
+            targets.update(f"{base}.{alias.name}" for alias in node.names)  # `from pkg import module`
+    edges = set()
+    for target in targets:
+        while target and target not in known:  # `import a.b.c` depends on the deepest known module
+            target = target.rpartition(".")[0]
+        if target and target != name and not name.startswith(target + "."):  # a parent package is not a cycle
+            edges.add(target)
+    return edges
+
+
+def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan's algorithm)."""
+    index, low, stack, on_stack, components = {}, {}, [], set(), []
+
+    def visit(node):
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for other in sorted(graph[node]):
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in on_stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                components.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return components
+
+
+def test_cycle_finder_finds_a_cycle():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert find_cycles(graph) == [["a", "b", "c"]]
+    assert find_cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_package_import_graph_has_no_cycle():
+    files = _module_files()
+    graph = {name: _imports(name, path, set(files)) for name, path in files.items()}
+    assert graph["devias_jax.data.streams"] >= {"devias_jax.data.sources", "devias_jax.data.tf_setup"}
+    assert find_cycles(graph) == []
