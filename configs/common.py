@@ -57,6 +57,7 @@ def model_config(variant: str = "B") -> ml_collections.ConfigDict:
         "mlp_ratio": 4.0,
         "patch_size": 16,
         "tubelet_size": 2,
+        "stem_channels": (),  # () = VideoMAE's linear tubelet embedding; e.g. (24, 48) = a conv stem (from scratch)
         "num_frames": 16,
         "img_size": 224,
         "drop_path_rate": 0.1,
@@ -80,6 +81,7 @@ def model_config(variant: str = "B") -> ml_collections.ConfigDict:
         "slot_mlp_ratio": 4.0,
         "slot_softmax_axis": "slots",  # slots (paper) / keys (ablation)
         "slot_tied": True,  # one parameter set shared by all iterations (paper ablation: better)
+        "slot_init_scale": 1.0,  # std of the learned initial slots (official N(0, 1))
         "mask_decoder_dims": (512, 256),  # AMD hidden widths: D -> 512 -> 256 -> (H/16)(W/16)
         # --- devias_downstream (transfer, REFERENCE §9 Table 5)
         "fusion": "concat",  # concat (action + scene slot) / gap (mean of backbone tokens)

@@ -31,7 +31,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
 POSITIVE: list[str] = ["model.embed_dim", "model.depth", "model.num_heads", "model.patch_size",
                        "model.tubelet_size", "model.num_frames", "model.img_size", "model.mlp_ratio",
                        "model.num_scenes", "model.slot_iterations", "model.slot_heads", "model.slot_head_dim",
-                       "model.slot_mlp_ratio",
+                       "model.slot_mlp_ratio", "model.slot_init_scale",
                        "data.num_actions", "data.frame_stride", "data.test_temporal_views",
                        "data.test_spatial_views", "data.min_frames", "data.prefetch_batches",
                        "augment.fame_beta",

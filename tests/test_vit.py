@@ -97,3 +97,24 @@ def test_bfloat16_compute_keeps_float32_params():
     assert out["tokens"].dtype == jnp.bfloat16 and out["logits"].dtype == jnp.float32
     reference = VisionTransformer(ViTConfig(**TINY, num_classes=3), rngs=nnx.Rngs(0))(jnp.ones((1, 4, 32, 32, 3)))
     np.testing.assert_allclose(out["tokens"].astype(jnp.float32), reference["tokens"], atol=0.1)
+
+
+def test_convolutional_stem_keeps_the_token_grid_and_validates():
+    cfg = ViTConfig(**{**TINY, "num_frames": 8}, tubelet_size=4, patch_size=16, stem_channels=(8, 12), num_classes=3)
+    model = VisionTransformer(cfg, rngs=nnx.Rngs(0))
+    out = model(jnp.zeros((2, 8, 32, 32, 3)))
+    assert out["tokens"].shape == (2, 2 * 2 * 2, 32) and out["logits"].shape == (2, 3)
+    from devias_jax.models.vit import stem_strides
+
+    assert stem_strides(cfg) == [(2, 2, 2), (2, 2, 2)]  # time halves while the tubelet allows
+    assert stem_strides(ViTConfig(**TINY, tubelet_size=2, stem_channels=(8, 12))) == [(2, 2, 2), (1, 2, 2)]
+    params = nnx.state(model, nnx.Param).to_pure_dict()["patch_embed"]
+    assert set(params) == {"stem", "proj"} and params["proj"]["kernel"].shape == (1, 4, 4, 12, 32)
+    # the stem is local: a change in the first 4 frames moves only tokens of the first temporal slice
+    x = np.zeros((1, 8, 32, 32, 3), np.float32)
+    y = x.copy()
+    y[:, :2, 20:, 20:] = 1.0
+    moved = np.abs(np.asarray(model.patch_embed(jnp.asarray(x)) - model.patch_embed(jnp.asarray(y)))).sum(-1)[0]
+    assert (moved[4:] == 0).all() and moved[:4].max() > 0
+    with pytest.raises(ValueError, match=r"stem_channels=\(8, 12, 16, 24, 32\).*multiple of 32"):
+        ViTConfig(**TINY, stem_channels=(8, 12, 16, 24, 32))

@@ -60,6 +60,7 @@ def slot_config_from(model_config: Any) -> SlotAttentionConfig:
         mlp_ratio=float(get("slot_mlp_ratio", 4.0)),
         softmax_axis=str(get("slot_softmax_axis", "slots")),
         tied=bool(get("slot_tied", True)),
+        latent_init_scale=float(get("slot_init_scale", 1.0)),
         dtype=str(get("dtype", "float32")),
     )
 

@@ -33,6 +33,7 @@ class SlotAttentionConfig:
     mlp_ratio: float = 4.0
     softmax_axis: str = "slots"  # slots (paper) | keys (conventional cross-attention; ablation)
     tied: bool = True  # one parameter set for all iterations (paper: better than untied)
+    latent_init_scale: float = 1.0  # std of the learned initial slots (official: N(0, 1))
     norm_eps: float = 1e-5  # torch LayerNorm default, used by every LN of this module
     renorm_eps: float = 1e-7  # A / (sum over tokens + eps)
     dtype: str = "float32"
@@ -124,8 +125,9 @@ class SlotAttention(nnx.Module):
 
     def __init__(self, cfg: SlotAttentionConfig, *, rngs: nnx.Rngs):
         self.cfg = cfg
-        # Learned initial slots, N(0, 1), shared by every sample (not sampled per clip).
-        self.latents = nnx.Param(jax.random.normal(rngs.params(), (cfg.num_slots, cfg.dim), jnp.float32))
+        # Learned initial slots, N(0, scale^2) (official: 1), shared by every sample (not sampled per clip).
+        self.latents = nnx.Param(cfg.latent_init_scale
+                                 * jax.random.normal(rngs.params(), (cfg.num_slots, cfg.dim), jnp.float32))
         num_layers = 1 if cfg.tied else cfg.num_iterations
         self.layers = nnx.List([SlotLayer(cfg, rngs) for _ in range(num_layers)])
         self.last_norm = nnx.LayerNorm(cfg.dim, epsilon=cfg.norm_eps, dtype=jnp.dtype(cfg.dtype), rngs=rngs)

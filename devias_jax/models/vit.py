@@ -58,6 +58,10 @@ class ViTConfig:
     dtype: str = "float32"  # compute dtype; parameters are always float32
     remat: bool = False
     attention_impl: str | None = None  # None / "xla" / "cudnn" (jax.nn.dot_product_attention)
+    # () = VideoMAE's linear tubelet embedding. Channels of a convolutional stem before it (a from-scratch
+    # option, not in any released checkpoint): one 3x3x3 conv + LayerNorm + GELU per entry, each halving
+    # the frame size (and the clip length while the tubelet allows), then a linear patchify to embed_dim.
+    stem_channels: tuple[int, ...] = ()
 
     def __post_init__(self):
         if self.embed_dim % self.num_heads:
@@ -72,6 +76,9 @@ class ViTConfig:
             raise ValueError(
                 f"img_size={self.img_size} / num_frames={self.num_frames} must be multiples of "
                 f"patch_size={self.patch_size} / tubelet_size={self.tubelet_size}")
+        if self.stem_channels and self.patch_size % 2 ** len(self.stem_channels):
+            raise ValueError(f"stem_channels={tuple(self.stem_channels)}: {len(self.stem_channels)} stride-2 convs "
+                             f"need patch_size={self.patch_size} to be a multiple of {2 ** len(self.stem_channels)}")
 
     @property
     def compute_dtype(self) -> jnp.dtype:
@@ -147,18 +154,53 @@ class DropPath(nnx.Module):
         return jnp.where(mask, x / keep, jnp.zeros_like(x))
 
 
+def stem_strides(cfg: ViTConfig) -> list[tuple[int, int, int]]:
+    """(t, y, x) strides of the convolutional stem's layers: 2 in space always, 2 in time while the
+    tubelet still has a factor of 2 left."""
+    strides, tubelet = [], cfg.tubelet_size
+    for _ in cfg.stem_channels:
+        time_stride = 2 if tubelet % 2 == 0 else 1
+        tubelet //= time_stride
+        strides.append((time_stride, 2, 2))
+    return strides
+
+
+class ConvStemLayer(nnx.Module):
+    """3x3x3 conv (stride (t, 2, 2), 'SAME') -> LayerNorm over channels -> GELU."""
+
+    def __init__(self, in_channels: int, out_channels: int, strides: tuple[int, int, int], dtype, rngs: nnx.Rngs):
+        self.conv = nnx.Conv(in_channels, out_channels, kernel_size=(3, 3, 3), strides=strides, padding="SAME",
+                             dtype=dtype, rngs=rngs)
+        self.norm = nnx.LayerNorm(out_channels, epsilon=1e-6, dtype=dtype, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return gelu_exact(self.norm(self.conv(x)))
+
+
 class PatchEmbed(nnx.Module):
-    """Conv3d tubelet embedding, kernel = stride = (tubelet, patch, patch): (B,T,H,W,C) -> (B,N,D)."""
+    """Conv3d tubelet embedding, kernel = stride = (tubelet, patch, patch): (B,T,H,W,C) -> (B,N,D).
+
+    With `stem_channels`, a convolutional stem (early convolutions: a known remedy for ViTs trained from
+    scratch on little data) runs first and the projection patchifies what is left of the tubelet."""
 
     def __init__(self, cfg: ViTConfig, rngs: nnx.Rngs):
-        size = (cfg.tubelet_size, cfg.patch_size, cfg.patch_size)
-        self.proj = nnx.Conv(cfg.in_channels, cfg.embed_dim, kernel_size=size, strides=size,
+        strides = stem_strides(cfg)
+        channels = (cfg.in_channels, *cfg.stem_channels)
+        self.stem = nnx.List([ConvStemLayer(channels[i], channels[i + 1], strides[i], cfg.compute_dtype, rngs)
+                              for i in range(len(strides))])
+        time_left = cfg.tubelet_size // int(np.prod([s[0] for s in strides]))
+        space_left = cfg.patch_size // 2 ** len(strides)
+        size = (time_left, space_left, space_left)
+        self.proj = nnx.Conv(channels[-1], cfg.embed_dim, kernel_size=size, strides=size,
                              padding="VALID", dtype=cfg.compute_dtype,
                              kernel_init=jax.nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform"),
                              rngs=rngs)
 
     def __call__(self, clips: jax.Array) -> jax.Array:
-        x = self.proj(clips)  # (B, T', H', W', D)
+        x = clips
+        for layer in self.stem:
+            x = layer(x)  # (B, T/st, H/2, W/2, C_i)
+        x = self.proj(x)  # (B, T', H', W', D)
         return x.reshape(x.shape[0], -1, x.shape[-1])  # (B, N, D), order t, h, w
 
 
@@ -305,6 +347,8 @@ def vit_config_from(model_config: Any, **overrides: Any) -> ViTConfig:
     get = model_config.get
     fields = {f.name for f in dataclasses.fields(ViTConfig)}
     values = {name: get(name) for name in fields if get(name, None) is not None}
+    if "stem_channels" in values:
+        values["stem_channels"] = tuple(int(c) for c in values["stem_channels"])
     if values.get("attention_impl") == "auto":
         values["attention_impl"] = None
     values.update(overrides)
