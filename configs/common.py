@@ -341,7 +341,7 @@ def smoke(config: ml_collections.ConfigDict) -> None:
     """Shrinks any recipe to a seconds-long CPU run (tiny ViT, 4 frames of 32x32)."""
     model = config.model
     model.variant = "custom"
-    model.update(embed_dim=32, depth=2, num_heads=2, num_frames=4, img_size=32, drop_path_rate=0.0)
+    model.update(embed_dim=32, depth=2, num_heads=2, num_frames=4, img_size=32, tubelet_size=2, drop_path_rate=0.0)
     model.update(slot_heads=2, slot_head_dim=16, mask_decoder_dims=(32, 16))
     if "teacher" in config.get("loss", {}):
         config.loss.teacher.variant = "custom"

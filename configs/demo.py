@@ -8,17 +8,17 @@ The training split pairs each action with its "home" scene 90% of the time, so t
 shortcut; val_unseen puts every action in other scenes and scene_only has no actor. The dataset is
 scripts/demo.sh's: motions rise, fall, grow, shrink, sway, spin (DEMO_DATA_FLAGS).
 
-What the demo shows (README, "The demo", measured): in ~1000 steps from scratch on a CPU neither model
-learns the motions (an action_vit trained on scene-decorrelated data stays at chance too); Two-Token
-takes the scene shortcut (unseen action ~0%), DEVIAS with scene mixing on every clip (rho = 1, the
-demo's choice: with rho 0.5-0.8 the action slot also took the shortcut in our runs) does not, and both
-recognise scenes. It exercises the protocol and the shortcut, not the paper's action accuracy, which
-needs a pre-trained backbone (configs/ucf101.py).
+What the demo shows (README, "The demo", measured on a 2-core CPU in 444 s): DEVIAS, trained with scene
+mixing on every clip (rho = 1), recognises the motions in unseen scenes (action 88.3 seen / 70.0 unseen,
+scene top-1 95.0 / 86.7, H.M. 83.9), while Two-Token takes the scene shortcut (100.0 / 15.0, H.M. 40.4).
+Two settings make that possible for a small ViT trained from scratch: tubelet 4 (the actor moves within
+a token) and initial slots N(0, 0.02^2) (README, "Why DEVIAS did not learn the action"). It is one
+generated dataset; the paper's action numbers need its pre-trained backbone (configs/ucf101.py).
 """
 
 # scripts/make_synthetic_dataset.py flags for the demo's data (scripts/demo.sh passes them)
-DEMO_DATA_FLAGS = ("--actions=rise,fall,grow,shrink,sway,spin", "--num_scenes=6", "--motion=0.2", "--clutter=0.3",
-                   "--train_per_action=80")
+DEMO_DATA_FLAGS = ("--actions=rise,fall,grow,shrink,sway,spin", "--num_scenes=6", "--motion=0.3", "--clutter=0",
+                   "--train_per_action=300")
 
 from configs import common
 
@@ -26,8 +26,14 @@ from configs import common
 def _recipe(config, args):
     model = config.model
     model.variant = "custom"
-    model.update(embed_dim=96, depth=4, num_heads=4, num_frames=8, img_size=64, drop_path_rate=0.0,
+    # tubelet 4: a token spans ~14 source frames, so the actor moves by several pixels within it (at 2
+    # it moves ~3 px inside a 16 px patch and the small model saw no motion)
+    model.update(embed_dim=96, depth=4, num_heads=4, num_frames=8, img_size=64, tubelet_size=4, drop_path_rate=0.0,
                  slot_heads=4, slot_head_dim=32, slot_iterations=3, mask_decoder_dims=(128, 64))
+    # Initial slots N(0, 0.02^2) instead of the official N(0, 1): with this small encoder's updates
+    # (trunc-normal 0.02 weights, width 96) the official latents make ~2% of a slot depend on the clip
+    # at initialisation, and the action loss never moves (README, "Why DEVIAS did not learn the action").
+    model.slot_init_scale = 0.02
     data = config.data
     data.update(root="data/synthetic", train_list="train.txt", num_actions=6, num_scenes=6,
                 scene_source="list", frame_stride=4)
@@ -37,8 +43,8 @@ def _recipe(config, args):
                           scene_mix_prob=1.0)
     config.loss.scene_target = "label"
     config.model.head_init_scale = 0.02  # 0.001 (the paper's, for fine-tuning) learns slowly from scratch
-    config.train.update(batch_size=16, num_epochs=30, log_every_steps=15, eval_every_epochs=-1,
-                        checkpoint_every_steps=-1, checkpoint_every_epochs=10)
+    config.train.update(batch_size=16, num_epochs=18, log_every_steps=28, eval_every_epochs=-1,
+                        checkpoint_every_steps=-1, checkpoint_every_epochs=6)
     config.optim.update(base_lr=3e-2, min_lr=1e-5, warmup_epochs=2, layer_decay=1.0, weight_decay=0.05)
     config.eval.batch_size = 8
     config.eval.scene_topk = 1  # top-5 of 6 scenes says little
