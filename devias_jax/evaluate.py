@@ -135,8 +135,7 @@ def evaluate_suites(config: Any, graphdef: nnx.GraphDef, params: Any, mesh: Mesh
     process = jax.process_index()
     if bad:
         failures.write_bad_files(
-            os.path.join(workdir, "eval", "bad_videos.txt" if process == 0 else f"bad_videos.process{process}.txt"),
-            bad, f"{len(bad)} evaluation video(s) could not be decoded and were left out of their suite's scores")
+            failures.bad_list_path(os.path.join(workdir, "eval"), process), bad, f"{len(bad)} evaluation video(s) could not be decoded and were left out of their suite's scores")
     if process == 0:
         report_lib.write_report(report, os.path.join(workdir, "eval", "report.json"))
         print(report_lib.format_suites(report))

@@ -354,8 +354,7 @@ class _BadInputReport:
 
     def __init__(self, workdir: str, tracker: failures.FailureTracker):
         self.tracker = tracker
-        process = jax.process_index()
-        self.path = os.path.join(workdir, "bad_videos.txt" if process == 0 else f"bad_videos.process{process}.txt")
+        self.path = failures.bad_list_path(workdir, jax.process_index())
         self._window = 0
         self._total = 0
         self._written = -1

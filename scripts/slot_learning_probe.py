@@ -153,14 +153,12 @@ def main(argv):
     spec = spec_from_flag(FLAGS.data)
     start = time.time()
     train = render_split(spec, "train")
+    # the centred test window of the clip geometry every method shares (the overrides included)
+    geometry = method_config(FLAGS.methods[0], FLAGS.set, FLAGS.seed, spec.num_actions, spec.num_scenes)
+    index = decode.test_indices(spec.frames, int(geometry.model.num_frames), int(geometry.data.frame_stride), 1)[0]
     evals = {}
     for split in ("val_seen", "val_unseen"):
         clips, action, scene = render_split(spec, split)
-        frames = load_config("configs/demo.py").model.num_frames
-        for item in FLAGS.set:  # the evaluation window follows the model's frame count
-            if item.startswith("model.num_frames="):
-                frames = int(item.partition("=")[2])
-        index = decode.test_indices(spec.frames, frames, 4, 1)[0]
         evals[split] = (clips[:, index], action, scene)
     print(f"rendered {len(train[0])} training clips in {time.time() - start:.0f}s", flush=True)
     results = {m: run_method(m, spec, train, evals, FLAGS.out)[-1] for m in FLAGS.methods}

@@ -74,6 +74,13 @@ class FailureTracker:
         return {"files_tried": self.tried, "files_bad": len(self.bad), "failed_attempts": self.failures}
 
 
+def bad_list_path(directory: str, process_index: int) -> str:
+    """`<directory>/bad_videos.txt` for process 0, `bad_videos.process<p>.txt` for the others (each process
+    knows only the files it read)."""
+    name = "bad_videos.txt" if process_index == 0 else f"bad_videos.process{process_index}.txt"
+    return os.path.join(directory, name)
+
+
 def write_bad_files(path: str, bad: dict[str, str], header: str) -> None:
     """`<path>`: '# header' then one 'file<TAB>reason' line per bad file (sorted), written atomically."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

@@ -27,13 +27,12 @@ decoder that hangs can be named (`describe_stuck`, used by the trainer's batch w
 from __future__ import annotations
 
 import abc
-import contextlib
 import gc
 import math
 import os
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -94,16 +93,22 @@ class _Stream(abc.ABC):
     def _build(self):
         """-> the numpy iterator over this stream's batches (built with `_tail`)."""
 
-    @contextlib.contextmanager
-    def _reading_file(self, name: str):
+    def _read(self, name: str, read: Callable[[], tuple]) -> tuple | None:
+        """`read()` with `name` registered as being read (so a hang can be named); the outcome is recorded
+        in `failures`. Returns None for a sample that could not be decoded."""
         key = threading.get_ident()
         with self._reading_lock:
             self._reading[key] = (name, time.monotonic())
         try:
-            yield
+            value = read()
+        except decode.DecodeError as error:
+            self.failures.record(name, _reason(error, name))
+            return None
         finally:
             with self._reading_lock:
                 self._reading.pop(key, None)
+        self.failures.record(name, None)
+        return value
 
     def files_in_flight(self) -> list[tuple[str, float]]:
         """[(file, seconds it has been read for)] of every read in progress, longest first."""
@@ -215,15 +220,12 @@ class TrainStream(_Stream):
             if self.failures.is_bad(name):
                 continue
             rng = np.random.default_rng([self.seed, position, attempt, 1])
-            try:
-                with self._reading_file(name):
-                    frames, action, scene = self.source.read_train(row, rng)
-            except decode.DecodeError as error:
-                self.failures.record(name, _reason(error, name))
+            sample = self._read(name, lambda: self.source.read_train(row, rng))
+            if sample is None:
                 if self.failures.error is not None:
                     raise self.failures.error
                 continue
-            self.failures.record(name, None)
+            frames, action, scene = sample
             clip = augment.train_clip(frames, rng, self.img_size, self.config.augment)  # (n, S, S, 3)
             if len(clip) != self.num_frames:  # a still image: one augmented frame repeated in time
                 clip = np.repeat(clip, self.num_frames, axis=0)
@@ -296,14 +298,9 @@ class EvalStream(_Stream):
         row = int(row)
         source = self.source
         if row >= 0:
-            name = source.name(row)
-            try:
-                with self._reading_file(name):
-                    frames, action, scene = source.read_eval(row)
-            except decode.DecodeError as error:
-                self.failures.record(name, _reason(error, name))
-            else:
-                self.failures.record(name, None)
+            sample = self._read(source.name(row), lambda: source.read_eval(row))
+            if sample is not None:
+                frames, action, scene = sample
                 height, width = decode.resized_shape(frames.shape[2], frames.shape[3], self.short_side)
                 crops = decode.spatial_crops(height, width, self.img_size, source.spatial_views)
                 return (frames, np.asarray([height, width], np.int32), np.asarray(crops, np.int32),
