@@ -39,6 +39,12 @@ flags.DEFINE_list("actions", [], f"motion names, one per action class, from {', 
 flags.DEFINE_float("motion", _DEFAULT.motion, "motion amplitude as a fraction of the frame")
 flags.DEFINE_float("actor_size", _DEFAULT.actor_size, "actor radius as a fraction of the frame")
 flags.DEFINE_float("clutter", _DEFAULT.clutter, "background pattern and actor stripe contrast in [0, 1]")
+flags.DEFINE_enum("background_motion", _DEFAULT.background_motion, synthetic.BACKGROUND_MOTIONS,
+                  "static; drift (the texture scrolls); pan (the camera pans: background and actor shift); "
+                  "shake (hand-held camera jitter)")
+flags.DEFINE_float("background_speed", _DEFAULT.background_speed,
+                   "drift/pan: fraction of the frame per frame; shake: jitter std as a fraction of the frame")
+flags.DEFINE_enum("actor_shape", _DEFAULT.actor_shape, synthetic.ACTOR_SHAPES, "actor outline (mixed: one per clip)")
 flags.DEFINE_list("splits", list(synthetic.SPLITS), "splits to write")
 flags.DEFINE_integer("workers", 1, "parallel processes")
 flags.mark_flag_as_required("out")
@@ -56,7 +62,8 @@ def main(argv: list[str]) -> None:
                           width=FLAGS.width, frames=FLAGS.frames, train_per_action=FLAGS.train_per_action,
                           val_per_action=FLAGS.val_per_action, scene_only_per_scene=FLAGS.scene_only_per_scene,
                           correlation=FLAGS.correlation, motion=FLAGS.motion, actor_size=FLAGS.actor_size,
-                          clutter=FLAGS.clutter,
+                          clutter=FLAGS.clutter, background_motion=FLAGS.background_motion,
+                          background_speed=FLAGS.background_speed, actor_shape=FLAGS.actor_shape,
                           seed=FLAGS.seed)
     summary = synthetic.generate(FLAGS.out, spec, workers=FLAGS.workers, splits=tuple(FLAGS.splits), progress=True)
     counts = ", ".join(f"{split} {count}" for split, count in summary["counts"].items())

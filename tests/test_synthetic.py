@@ -154,3 +154,73 @@ def test_script_writes_a_dataset(tmp_path):
     assert "--config.data.root=" in result.stdout
     for split in synthetic.SPLITS:
         assert (out / f"{split}.txt").exists()
+
+
+def _scene_only_motion(spec: synthetic.Spec) -> float:
+    """Mean absolute frame-to-frame change of an actor-free clip (uint8 units)."""
+    frames, _ = synthetic.render_clip(spec, -1, 2, np.random.default_rng(4))
+    return float(np.abs(np.diff(frames.astype(int), axis=0)).mean())
+
+
+def test_background_motion_moves_the_background_and_camera_motion_moves_the_actor_too():
+    """'static' backgrounds stay still (only the pixel noise changes); 'drift', 'pan' and 'shake' move
+    them. A moving camera ('pan', 'shake') shifts the actor with the scene; a drifting texture does not."""
+    base = dict(num_actions=1, actions=("grow",), motion=0.2, clutter=1.0, noise=0.0)
+    still = _scene_only_motion(synthetic.Spec(**base))
+    assert still == 0.0
+    for motion in ("drift", "pan", "shake"):
+        assert _scene_only_motion(synthetic.Spec(**base, background_motion=motion, background_speed=0.02)) > 3.0
+
+    def actor_centres(background_motion):
+        spec = synthetic.Spec(**base, background_motion=background_motion, background_speed=0.03)
+        _, mask = synthetic.render_clip(spec, 0, 0, np.random.default_rng(9))
+        return np.asarray([np.argwhere(m).mean(axis=0) for m in mask])  # (T, 2): 'grow' stays in place
+
+    # 'grow' keeps its centre: it moves only when the camera does (by up to 0.03 * 64 * 19.5 * 1.2 px)
+    assert np.abs(actor_centres("static") - actor_centres("static")[0]).max() < 0.5
+    assert np.abs(actor_centres("drift") - actor_centres("drift")[0]).max() < 0.5
+    assert np.abs(actor_centres("pan") - actor_centres("pan")[0]).max() > 10
+    shake = actor_centres("shake")
+    assert np.abs(np.diff(shake, axis=0)).mean() > 0.5  # jitters from frame to frame
+
+
+def test_drift_and_pan_scroll_the_scene_in_one_direction():
+    """A steady scroll: frame t + 1 matches frame t shifted by the same sub-pixel step, so the best
+    integer shift between the first and last frame is about 0.01 * 64 * 39 ~ 25 px (0.8-1.2 speed)."""
+    spec = synthetic.Spec(num_actions=1, actions=("grow",), clutter=1.0, noise=0.0, background_motion="drift")
+    frames, _ = synthetic.render_clip(spec, -1, 0, np.random.default_rng(3))
+    first, last = frames[0].astype(float), frames[-1].astype(float)
+    errors = {}
+    for dy in range(-32, 33):
+        for dx in range(-32, 33):
+            a = first[max(dy, 0):64 + min(dy, 0), max(dx, 0):64 + min(dx, 0)]
+            b = last[max(-dy, 0):64 + min(-dy, 0), max(-dx, 0):64 + min(-dx, 0)]
+            errors[dy, dx] = np.abs(a - b).mean()
+    dy, dx = min(errors, key=errors.get)
+    assert 0.8 * 0.64 * 39 - 1 <= np.hypot(dy, dx) <= 1.2 * 0.64 * 39 + 1
+    assert errors[dy, dx] < 0.25 * errors[0, 0]
+
+
+def test_actor_shapes_differ_and_mixed_draws_each():
+    """Same random stream (same size, elongation and angle), three outlines: a box covers more area than
+    the ellipse (a superellipse of exponent 6 fills ~1.2x the ellipse's), a five-pointed star has a much
+    longer outline for its area; 'mixed' draws each of them."""
+    def area_and_outline(shape):
+        spec = synthetic.Spec(num_actions=1, actions=("grow",), actor_shape=shape, noise=0.0)
+        mask = synthetic.render_clip(spec, 0, 0, np.random.default_rng(0))[1][0]
+        inner = mask[1:-1, 1:-1] & mask[:-2, 1:-1] & mask[2:, 1:-1] & mask[1:-1, :-2] & mask[1:-1, 2:]
+        return mask.sum(), mask.sum() - inner.sum()
+
+    (ellipse, ellipse_edge), (box, _), (star, star_edge) = map(area_and_outline, ("ellipse", "box", "star"))
+    assert box > 1.1 * ellipse
+    assert star_edge ** 2 / star > 1.3 * ellipse_edge ** 2 / ellipse
+    spec = synthetic.Spec(actor_shape="mixed")
+    drawn = {synthetic.actor_shape(spec, np.random.default_rng(seed)) for seed in range(20)}
+    assert drawn == {"ellipse", "box", "star"}
+    assert synthetic.actor_shape(synthetic.Spec(actor_shape="star"), np.random.default_rng(0)) == "star"
+
+
+def test_new_generator_options_are_checked():
+    for bad in (dict(background_motion="zoom"), dict(background_speed=0.5), dict(actor_shape="cube")):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            synthetic.Spec(**bad)

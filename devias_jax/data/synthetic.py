@@ -38,6 +38,13 @@ ACTIONS = ("sway", "bounce", "circle", "diagonal", "pulse", "spin", "figure_eigh
            "rise", "fall", "grow", "shrink")
 SCENES = ("stripes", "columns", "checker", "rings", "diagonals", "horizon", "dots", "waves")
 SPLITS = ("train", "val_seen", "val_unseen", "scene_only")
+# How the background moves. 'static': a still camera. 'drift': the background texture scrolls steadily in
+# a random direction (water, clouds, an escalator) while the actor's path is unchanged. 'pan': the camera
+# pans steadily, so background and actor both shift. 'shake': a hand-held camera, background and actor
+# jitter together by a random offset every frame.
+BACKGROUND_MOTIONS = ("static", "drift", "pan", "shake")
+# Actor outlines; 'mixed' draws one of the others per clip.
+ACTOR_SHAPES = ("ellipse", "box", "star", "mixed")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +68,10 @@ class Spec:
     clutter: float = 1.0  # background pattern contrast and actor stripe contrast (0 = flat colours): less
     #                       clutter makes the motion easier to learn for a small model trained from scratch
     noise: float = 2.0  # per-frame pixel noise (uint8 units)
+    background_motion: str = "static"  # one of BACKGROUND_MOTIONS
+    background_speed: float = 0.01  # 'drift' / 'pan': fraction of the frame per frame (0.01 = 0.64 px per
+    #                                 frame at 64 px, ~25 px over a 40-frame clip); 'shake': the jitter's std
+    actor_shape: str = "ellipse"  # one of ACTOR_SHAPES
     crf: int = 18
     seed: int = 0
 
@@ -79,6 +90,12 @@ class Spec:
             raise ValueError(f"clutter={self.clutter}; expected a value in [0, 1]")
         if not 0.0 <= self.correlation <= 1.0:
             raise ValueError(f"correlation={self.correlation}; expected a value in [0, 1]")
+        if self.background_motion not in BACKGROUND_MOTIONS:
+            raise ValueError(f"background_motion={self.background_motion!r}; expected one of {BACKGROUND_MOTIONS}")
+        if not 0.0 <= self.background_speed <= 0.1:
+            raise ValueError(f"background_speed={self.background_speed}; expected a fraction of the frame in [0, 0.1]")
+        if self.actor_shape not in ACTOR_SHAPES:
+            raise ValueError(f"actor_shape={self.actor_shape!r}; expected one of {ACTOR_SHAPES}")
 
     @property
     def action_names(self) -> tuple[str, ...]:
@@ -92,14 +109,16 @@ def _colour(hue: float, sat: float, val: float) -> np.ndarray:
     return np.asarray(colorsys.hsv_to_rgb(hue % 1.0, sat, val), np.float32)
 
 
-def render_background(spec: Spec, scene: int, rng: np.random.Generator) -> np.ndarray:
-    """float32 (H, W, 3) in [0, 1] for scene class `scene` (pattern + palette, jittered per video)."""
-    height, width = spec.height, spec.width
+def render_background(spec: Spec, scene: int, rng: np.random.Generator, pad: int = 0) -> np.ndarray:
+    """float32 (H + 2 pad, W + 2 pad, 3) in [0, 1] for scene class `scene` (pattern + palette, jittered
+    per video); `pad` extends the same picture beyond the frame (for a moving camera or texture)."""
+    height, width = spec.height + 2 * pad, spec.width + 2 * pad
     pattern = SCENES[scene % len(SCENES)]
     variant = scene // len(SCENES)  # scenes beyond len(SCENES) reuse patterns with other palettes
-    v, u = np.meshgrid(np.linspace(0, 1, height, dtype=np.float32), np.linspace(0, 1, width, dtype=np.float32),
-                       indexing="ij")
-    aspect = width / height
+    # frame coordinates in [0, 1] (beyond it inside the padding)
+    v, u = np.meshgrid((np.arange(height, dtype=np.float32) - pad) / np.float32(spec.height - 1),
+                       (np.arange(width, dtype=np.float32) - pad) / np.float32(spec.width - 1), indexing="ij")
+    aspect = spec.width / spec.height
     base_hue = (scene * 0.61803) % 1.0 + variant * 0.13
     hue_a = base_hue + rng.uniform(-0.03, 0.03)
     hue_b = hue_a + 0.5 + rng.uniform(-0.05, 0.05)
@@ -179,11 +198,63 @@ def _trajectory(action: str, spec: Spec, rng: np.random.Generator):
     return cy + y, cx + x, scale, angle
 
 
+def _camera_path(spec: Spec, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame offset (dy, dx) in pixels of the view into the background canvas."""
+    frames = np.arange(spec.frames, dtype=np.float32)
+    step = spec.background_speed * min(spec.height, spec.width)
+    if spec.background_motion == "shake":  # independent jitter every frame
+        dy, dx = rng.normal(0.0, step, (2, spec.frames)).astype(np.float32)
+        return dy, dx
+    angle = rng.uniform(0, 2 * np.pi)
+    speed = step * rng.uniform(0.8, 1.2)
+    travel = speed * (frames - (spec.frames - 1) / 2)  # centred: the padding is used symmetrically
+    return travel * np.float32(np.sin(angle)), travel * np.float32(np.cos(angle))
+
+
+def _view(canvas: np.ndarray, dy: float, dx: float, height: int, width: int, pad: int) -> np.ndarray:
+    """(height, width) window of `canvas` offset by (dy, dx) pixels from its centre, bilinear."""
+    y, x = pad + dy, pad + dx
+    y0, x0 = int(np.floor(y)), int(np.floor(x))
+    fy, fx = np.float32(y - y0), np.float32(x - x0)
+    window = canvas[y0:y0 + height + 1, x0:x0 + width + 1]
+    top = window[:height, :width] * (1 - fx) + window[:height, 1:width + 1] * fx
+    bottom = window[1:height + 1, :width] * (1 - fx) + window[1:height + 1, 1:width + 1] * fx
+    return top * (1 - fy) + bottom * fy
+
+
+def _outline(shape: str, along: np.ndarray, across: np.ndarray) -> np.ndarray:
+    """Shape function of normalised actor coordinates: < 1 inside, 1 on the outline, ~ r^2 outside."""
+    if shape == "box":  # a superellipse with exponent 6: a box with rounded corners
+        return (np.abs(along) ** 6 + np.abs(across) ** 6) ** (1 / 3)
+    if shape == "star":  # five points: the radius varies by +-35% around the centre
+        reach = 1.0 + 0.35 * np.cos(5 * np.arctan2(across, along))
+        return (along ** 2 + across ** 2) / reach ** 2
+    return along ** 2 + across ** 2
+
+
+def actor_shape(spec: Spec, rng: np.random.Generator) -> str:
+    """The clip's outline: spec.actor_shape, or for 'mixed' one of the others drawn from `rng` (the only
+    draw that depends on the shape option, so the other shapes' clips keep their random streams)."""
+    if spec.actor_shape == "mixed":
+        return ACTOR_SHAPES[int(rng.integers(0, len(ACTOR_SHAPES) - 1))]
+    return spec.actor_shape
+
+
 def render_clip(spec: Spec, action: int, scene: int, rng: np.random.Generator
                 ) -> tuple[np.ndarray, np.ndarray]:
     """One clip: (frames uint8 (T, H, W, 3), actor mask bool (T, H, W)); action -1 = no actor."""
-    background = render_background(spec, scene, rng)
-    frames = np.repeat(background[None], spec.frames, axis=0)
+    moving = spec.background_motion != "static"
+    if moving:
+        # padding the camera / texture path never leaves (shake: 4 std)
+        reach = spec.background_speed * min(spec.height, spec.width) * (
+            4.0 if spec.background_motion == "shake" else 1.2 * (spec.frames - 1) / 2)
+        pad = int(np.ceil(reach)) + 2
+        canvas = render_background(spec, scene, rng, pad)
+        camera_y, camera_x = _camera_path(spec, rng)
+        camera_y, camera_x = np.clip(camera_y, -pad + 1, pad - 1), np.clip(camera_x, -pad + 1, pad - 1)
+        frames = np.stack([_view(canvas, dy, dx, spec.height, spec.width, pad) for dy, dx in zip(camera_y, camera_x)])
+    else:
+        frames = np.repeat(render_background(spec, scene, rng)[None], spec.frames, axis=0)
     mask = np.zeros((spec.frames, spec.height, spec.width), bool)
     if action >= 0:
         name = spec.action_names[action]
@@ -195,12 +266,16 @@ def render_clip(spec: Spec, action: int, scene: int, rng: np.random.Generator
         body = _colour(hue, rng.uniform(0.6, 1.0), rng.uniform(0.75, 1.0))
         trim = _colour(hue + rng.uniform(0.3, 0.7), rng.uniform(0.5, 1.0), rng.uniform(0.2, 0.5))
         stripe_freq = rng.uniform(0.25, 0.45)
+        shape = actor_shape(spec, rng)
+        path_y, path_x, scales, angles = _trajectory(name, spec, rng)
+        if spec.background_motion in ("pan", "shake"):  # the camera moves: the actor shifts with the scene
+            path_y, path_x = path_y - camera_y, path_x - camera_x
         ys, xs = np.mgrid[0:spec.height, 0:spec.width].astype(np.float32)
-        for t, (cy, cx, scale, angle) in enumerate(zip(*_trajectory(name, spec, rng))):
+        for t, (cy, cx, scale, angle) in enumerate(zip(path_y, path_x, scales, angles)):
             dy, dx = ys - cy, xs - cx
             along = dx * math.cos(angle) + dy * math.sin(angle)
             across = -dx * math.sin(angle) + dy * math.cos(angle)
-            inside = (along / (semi_a * scale)) ** 2 + (across / (semi_b * scale)) ** 2
+            inside = _outline(shape, along / (semi_a * scale), across / (semi_b * scale))
             coverage = np.clip((1.0 - inside) * radius * scale / 2.0 + 0.5, 0.0, 1.0)  # ~1px soft edge
             stripes = (np.sin(along * stripe_freq * 2) > 0.3)[..., None]
             colour = np.where(stripes, body + spec.clutter * (trim - body), body)
