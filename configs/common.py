@@ -179,6 +179,9 @@ def augment_config() -> ml_collections.ConfigDict:
         "fame_blur_size": 0,  # Gaussian kernel size; 0 = floor(0.1 * crop) made odd
         "fame_official_blur": False,  # official quirk: blur sized for a 112 crop at any crop (g=11)
         "scene_mix_prob": 0.4,  # rho (0.8 K400, 0.25 HVU); 0 disables scene mix
+        # the background clip as it is, its own actor included (official) / 'inpaint': its own FAME
+        # foreground filled from the background around it (masks.inpaint_foreground)
+        "scene_mix_background": "clip",
         "background_erase_max": 0.0,  # BE lambda ~ U[0, max) (0.3 for the BE baseline); 0 disables
         "mixup_alpha": 0.0,  # One-Token recipe: 0.8
         "cutmix_alpha": 0.0,  # One-Token recipe: 1.0
@@ -257,27 +260,60 @@ def checkpoint_config() -> ml_collections.ConfigDict:
     })
 
 
-def suite(list_path: str, tasks: str, group: str) -> ml_collections.ConfigDict:
+def suite(list_path: str, tasks: str, group: str, **optional: str) -> ml_collections.ConfigDict:
     """One evaluation suite: a list, the tasks it scores ('action', 'scene', 'action,scene' or a tuple of
-    those names) and its group ('seen' / 'unseen'); devias_jax/suites.py checks every field."""
-    return ml_collections.ConfigDict({"list": list_path, "tasks": tasks, "group": group})
+    those names) and its group ('seen' / 'unseen'); optional kind / root / scene_labels / dataset
+    (devias_jax/suites.py, which checks every field)."""
+    return ml_collections.ConfigDict({"list": list_path, "tasks": tasks, "group": group, **optional})
 
 
-def ucf101_like_suites(val_list: str) -> dict[str, ml_collections.ConfigDict]:
-    """The paper's seen / unseen test sets for UCF-101 and Kinetics-400 (REFERENCE §9): the val list
-    (action + teacher scene labels) is seen; SCUBA (Places365 / VQGAN-CLIP / sinusoid backgrounds) and
-    HAT (Random / Close / Far action swaps) score actions unseen; HAT Scene-Only and the swaps score
-    scenes unseen. Paths are relative to data.root; run a subset with --config.eval.only=val,hat_far."""
+def ucf101_like_suites(val_list: str, dataset: str) -> dict[str, ml_collections.ConfigDict]:
+    """The paper's seen / unseen test sets for UCF-101 ('ucf101') and Kinetics-400 ('kinetics'), as
+    released (PROTOCOL §1-§4), relative to data.root (link or copy the downloads there):
+
+      filelist/scuba/<d>/test.csv            SCUBA's one list; frames under scuba/<d>-{places,vqgan,sinusoidal}
+                                             (UCF-101: .../generated_videos)
+      filelist/hat/<d>/{rand,close,far}/     HAT's split pickles actionswap_*_{1,2,3}.pickle (labels.csv two
+                                             folders up: filelist/hat/<d>/labels.csv)
+      hat/<d>/                               HAT's frames: rawframes|original, seg, inpaint
+      hat/<d>/list.csv                       Scene-Only ('path nframes label', inpainted frames)
+
+    The val list (action + teacher scene labels, scripts/pseudo_scene_labels.py) is seen. HAT and
+    Scene-Only scenes are the frozen teacher's predictions on the same composited views
+    (config.loss.teacher). config.eval.tables says which suites each headline number averages: 'main'
+    (paper Tables 2-3) and 'supplement' (Tables 7-8); config.eval.table picks the one reported first.
+    Run a subset with --config.eval.only=val,hat_far."""
+    scuba_root = "scuba/ucf101-{}/generated_videos" if dataset == "ucf101" else "scuba/kinetics-{}"
+    scene_only_root = "hat/ucf101/inpaint" if dataset == "ucf101" else "hat/kinetics/inpaint/videos"
+    hat = dict(kind="hat", root=f"hat/{dataset}", scene_labels="teacher", dataset=dataset)
     return {
         "val": suite(val_list, "action,scene", "seen"),
-        "scuba_places365": suite("scuba/places365.txt", "action", "unseen"),
-        "scuba_vqgan_clip": suite("scuba/vqgan_clip.txt", "action", "unseen"),
-        "scuba_sinusoid": suite("scuba/sinusoid.txt", "action", "unseen"),
-        "hat_scene_only": suite("hat/scene_only.txt", "scene", "unseen"),
-        "hat_random": suite("hat/random.txt", "action,scene", "unseen"),
-        "hat_close": suite("hat/close.txt", "action,scene", "unseen"),
-        "hat_far": suite("hat/far.txt", "action,scene", "unseen"),
+        "scuba_places365": suite(f"filelist/scuba/{dataset}/test.csv", "action", "unseen",
+                                 root=scuba_root.format("places")),
+        "scuba_vqgan_clip": suite(f"filelist/scuba/{dataset}/test.csv", "action", "unseen",
+                                  root=scuba_root.format("vqgan")),
+        "scuba_sinusoid": suite(f"filelist/scuba/{dataset}/test.csv", "action", "unseen",
+                                root=scuba_root.format("sinusoidal")),
+        "hat_scene_only": suite(f"hat/{dataset}/list.csv", "scene", "unseen", root=scene_only_root,
+                                scene_labels="teacher"),
+        "hat_random": suite(f"filelist/hat/{dataset}/rand", "action,scene", "unseen", **hat),
+        "hat_close": suite(f"filelist/hat/{dataset}/close", "action,scene", "unseen", **hat),
+        "hat_far": suite(f"filelist/hat/{dataset}/far", "action,scene", "unseen", **hat),
     }
+
+
+def paper_tables() -> ml_collections.ConfigDict:
+    """Which suites each headline number averages (PROTOCOL §5). main (Tables 2-3): unseen action =
+    SCUBA VQGAN-CLIP and Sinusoid, unseen scene = HAT Scene-Only, Random, Far; supplement (Tables 7-8):
+    unseen action = the 3 SCUBA and 3 HAT swaps, unseen scene = Scene-Only and the 3 swaps."""
+    seen = {"action_seen": "val", "scene_seen": "val"}
+    return ml_collections.ConfigDict({
+        "main": {**seen, "action_unseen": "scuba_vqgan_clip,scuba_sinusoid",
+                 "scene_unseen": "hat_scene_only,hat_random,hat_far"},
+        "supplement": {**seen,
+                       "action_unseen": "scuba_places365,scuba_vqgan_clip,scuba_sinusoid,hat_random,hat_close,hat_far",
+                       "scene_unseen": "hat_scene_only,hat_random,hat_close,hat_far"},
+    })
 
 
 def eval_config() -> ml_collections.ConfigDict:
@@ -288,6 +324,10 @@ def eval_config() -> ml_collections.ConfigDict:
         "batch_size": 8,  # videos per global batch (each with temporal x spatial views)
         "best_metric": "harmonic_mean",  # keeps the best checkpoint by this report key
         "scene_topk": 5,  # the paper's scene metric is top-5 (of 365); 1 for small scene vocabularies
+        # headline name -> {action_seen, action_unseen, scene_seen, scene_unseen: comma-separated suites};
+        # empty: each headline averages the suites of its group that score its task
+        "tables": ml_collections.ConfigDict(),
+        "table": "",  # the table reported as the headline ('' = the first of `tables`)
     })
 
 

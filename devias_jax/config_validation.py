@@ -7,6 +7,7 @@ from typing import Any, Iterable
 
 from devias_jax.suites import SuiteError
 from devias_jax.suites import parse as parse_suites
+from devias_jax.suites import tables as parse_tables
 
 # dotted key -> allowed values. Modules that add config fields add their choices here.
 CHOICES: dict[str, tuple[Any, ...]] = {
@@ -18,6 +19,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "model.slot_softmax_axis": ("slots", "keys"),
     "model.fusion": ("concat", "gap"),
     "loss.cos_mode": ("signed", "abs"),
+    "augment.scene_mix_background": ("clip", "inpaint"),
     "loss.scene_target": ("label", "teacher"),
     "loss.matching": ("exact", "scipy", "greedy", "hard"),
     "data.scene_source": ("list", "teacher", "none"),
@@ -151,6 +153,7 @@ def _validate_suites(config: Any) -> None:
         return
     try:
         parse_suites(config)
+        parse_tables(config)
     except SuiteError as error:
         raise ConfigError(str(error)) from None
 

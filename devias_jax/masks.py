@@ -192,16 +192,51 @@ def _grouped(fn, groups: int, batch: int):
     return run
 
 
-@functools.partial(jax.jit, static_argnames=("groups",))
-def scene_mix(key: jax.Array, clips: jax.Array, clip_mask: jax.Array, prob: float, groups: int = 1
-              ) -> tuple[jax.Array, jax.Array, jax.Array]:
+SCENE_MIX_BACKGROUNDS = ("clip", "inpaint")
+
+
+def _box_sum(x: jax.Array, radius: int, axis: int) -> jax.Array:
+    """Sum over a window of 2 radius + 1 along `axis` (zero outside), by cumulative sums."""
+    size = x.shape[axis]
+    pad = [(0, 0)] * x.ndim
+    pad[axis] = (radius + 1, radius)
+    total = jnp.cumsum(jnp.pad(x, pad), axis=axis)
+    upper = jax.lax.slice_in_dim(total, 2 * radius + 1, 2 * radius + 1 + size, axis=axis)
+    lower = jax.lax.slice_in_dim(total, 0, size, axis=axis)
+    return upper - lower
+
+
+def inpaint_foreground(clips: jax.Array, clip_mask: jax.Array) -> jax.Array:
+    """Replaces each clip's foreground region by the mean of the background around it, frame by frame.
+
+    clips (B, T, H, W, C) float, clip_mask (B, H, W) 0/1. Normalised box filtering: the fill at a pixel
+    is the mean of the unmasked pixels in a window of half the frame; a window with none falls back to
+    the frame's mean unmasked colour. Removes a scene-mix background clip's own actor."""
+    keep = (clip_mask < 0.5).astype(clips.dtype)[:, None, :, :, None]  # (B, 1, H, W, 1)
+    radius = max(1, min(clips.shape[2], clips.shape[3]) // 4)
+    window = lambda x: _box_sum(_box_sum(x, radius, 2), radius, 3)  # noqa: E731
+    weight = window(keep)  # (B, 1, H, W, 1)
+    local = window(clips * keep) / jnp.maximum(weight, 1e-6)  # (B, T, H, W, C)
+    global_mean = (clips * keep).sum((2, 3), keepdims=True) / jnp.maximum(keep.sum((2, 3), keepdims=True), 1e-6)
+    fill = jnp.where(weight > 0.5, local, global_mean)
+    return jnp.where(keep > 0, clips, fill)
+
+
+@functools.partial(jax.jit, static_argnames=("groups", "background"))
+def scene_mix(key: jax.Array, clips: jax.Array, clip_mask: jax.Array, prob: float, groups: int = 1,
+              background: str = "clip") -> tuple[jax.Array, jax.Array, jax.Array]:
     """Pastes each clip's foreground on another clip's background (REFERENCE §6).
 
-    fused_i = V_pi(i) (1 - m_i) + V_i m_i for a random permutation pi within each of `groups` contiguous
+    fused_i = B_pi(i) (1 - m_i) + V_i m_i for a random permutation pi within each of `groups` contiguous
     chunks (groups = number of devices keeps the mix per device), kept with probability `prob`.
+    `background` 'clip' (official): B = V, the other clip as it is, its own actor included where m_i
+    is 0; 'inpaint': B = V with its own foreground m_pi(i) filled from the background around it
+    (`inpaint_foreground`), so the mixed clip shows one actor.
     clips (B, T, H, W, C) any dtype (returned in it), clip_mask (B, H, W) 0/1.
     Returns (clips, background (B,) int32 = pi(i) where mixed else i, mixed (B,) bool): the action
     label and the masks stay clip i's; the scene label becomes scene[background]."""
+    if background not in SCENE_MIX_BACKGROUNDS:
+        raise ValueError(f"background={background!r}; expected one of {SCENE_MIX_BACKGROUNDS}")
     batch = clips.shape[0]
 
     def mix(key, clips, clip_mask):
@@ -210,15 +245,20 @@ def scene_mix(key: jax.Array, clips: jax.Array, clip_mask: jax.Array, prob: floa
         perm = jax.random.permutation(perm_key, size)
         mixed = jax.random.uniform(keep_key, (size,)) < prob
         foreground = (clip_mask > 0.5)[:, None, :, :, None]
-        fused = jnp.where(foreground, clips, clips[perm])
+        backgrounds = clips[perm]
+        if background == "inpaint":
+            filled = inpaint_foreground(backgrounds.astype(jnp.float32), clip_mask[perm])
+            backgrounds = filled.astype(clips.dtype) if jnp.issubdtype(clips.dtype, jnp.floating) else \
+                jnp.round(filled).astype(clips.dtype)
+        fused = jnp.where(foreground, clips, backgrounds)
         out = jnp.where(mixed[:, None, None, None, None], fused, clips)
         return out, jnp.where(mixed, perm, jnp.arange(size)).astype(jnp.int32), mixed
 
     if groups == 1:
         return mix(key, clips, clip_mask)
-    out, background, mixed = _grouped(mix, groups, batch)(key, clips, clip_mask)
+    out, background_index, mixed = _grouped(mix, groups, batch)(key, clips, clip_mask)
     offsets = (jnp.arange(batch) // (batch // groups)) * (batch // groups)
-    return out, (background + offsets).astype(jnp.int32), mixed
+    return out, (background_index + offsets).astype(jnp.int32), mixed
 
 
 @jax.jit

@@ -48,28 +48,53 @@ def suite_scores(tasks: Sequence[str], action_probs: np.ndarray | None, scene_pr
     return scores
 
 
-def build_report(suites: Mapping[str, Mapping[str, Any]], scene_topk: int = 5) -> dict[str, Any]:
+def _headline(suites: Mapping[str, Mapping[str, Any]], scene_topk: int,
+              selection: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
+    """The four headline numbers and their H.M. Without `selection`, each averages the suites of its
+    group that score its task; with it, each averages the suites it names (those that were run)."""
+    def mean_over(headline: str, key: str) -> float:
+        group = headline.rsplit("_", 1)[1]
+        names = selection[headline] if selection is not None else [
+            name for name, s in suites.items() if s["group"] == group]
+        values = [suites[name]["scores"][key] for name in names if name in suites and key in suites[name]["scores"]]
+        return float(np.mean(values)) if values else float("nan")
+
+    out: dict[str, Any] = {}
+    for group in ("seen", "unseen"):
+        out[f"action_{group}"] = mean_over(f"action_{group}", "action_top1")
+        out[f"action_{group}_top5"] = mean_over(f"action_{group}", "action_top5")
+        out[f"scene_{group}_top1"] = mean_over(f"scene_{group}", "scene_top1")
+        out[f"scene_{group}_top5"] = mean_over(f"scene_{group}", "scene_top5")
+        out[f"scene_{group}"] = out[f"scene_{group}_top{scene_topk}"]
+    out["harmonic_mean"] = harmonic_mean([out[k] for k in HEADLINE])
+    if selection is not None:
+        missing = sorted({name for names in selection.values() for name in names} - set(suites))
+        if missing:
+            out["suites_not_run"] = missing
+    return out
+
+
+def build_report(suites: Mapping[str, Mapping[str, Any]], scene_topk: int = 5,
+                 tables: Mapping[str, Mapping[str, Sequence[str]]] | None = None, table: str = "") -> dict[str, Any]:
     """suites: name -> {'group': 'seen'|'unseen', 'tasks': [...], 'scores': suite_scores(...)}.
 
-    Seen / unseen numbers are means over the suites of that group scoring that task (the paper
-    averages its unseen test sets). Action uses top-1; scene uses top-`scene_topk` (5 in the paper,
-    where C_s = 365; 1 makes sense with few scene classes); both scene top-1 and top-5 are reported.
+    Seen / unseen numbers are means over suites (the paper averages its unseen test sets): by default
+    the suites of that group scoring that task; with `tables` (name -> headline -> suite names, e.g. the
+    paper's main and supplement compositions) each table's own suites, every table under
+    report['tables'] and `table` (default: the first) as the headline. Action uses top-1; scene uses
+    top-`scene_topk` (5 in the paper, where C_s = 365; 1 makes sense with few scene classes); both
+    scene top-1 and top-5 are reported.
     """
     if scene_topk not in (1, 5):
         raise ValueError(f"scene_topk={scene_topk}; expected 1 or 5")
     report: dict[str, Any] = {}
-
-    def mean_over(group: str, key: str) -> float:
-        values = [s["scores"][key] for s in suites.values() if s["group"] == group and key in s["scores"]]
-        return float(np.mean(values)) if values else float("nan")
-
-    for group in ("seen", "unseen"):
-        report[f"action_{group}"] = mean_over(group, "action_top1")
-        report[f"action_{group}_top5"] = mean_over(group, "action_top5")
-        report[f"scene_{group}_top1"] = mean_over(group, "scene_top1")
-        report[f"scene_{group}_top5"] = mean_over(group, "scene_top5")
-        report[f"scene_{group}"] = report[f"scene_{group}_top{scene_topk}"]
-    report["harmonic_mean"] = harmonic_mean([report[k] for k in HEADLINE])
+    if tables:
+        table = table or next(iter(tables))
+        report["tables"] = {name: _headline(suites, scene_topk, selection) for name, selection in tables.items()}
+        report.update({k: v for k, v in report["tables"][table].items() if k != "suites_not_run"})
+        report["table"] = table
+    else:
+        report.update(_headline(suites, scene_topk))
     report["scene_topk"] = scene_topk
     report["suites"] = {name: {"group": s["group"], "tasks": list(s["tasks"]), **s["scores"]}
                         for name, s in suites.items()}

@@ -41,7 +41,7 @@ def device_augment(config: Any, key: jax.Array, clips01: jax.Array, targets: dic
         targets["tubelet_mask_target"] = fame["m_tub"]  # (B, N) in token order
     if aug.scene_mix_prob > 0:
         clips01, background, _ = masks.scene_mix(mix_key, clips01, fame["clip_mask"], aug.scene_mix_prob,
-                                                 groups=groups)
+                                                 groups=groups, background=aug.scene_mix_background)
         targets["scene"] = targets["scene"][background]
     if aug.background_erase_max > 0:
         clips01 = masks.background_erase(erase_key, clips01, aug.background_erase_max)

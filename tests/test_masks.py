@@ -9,6 +9,7 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from devias_jax import masks
 from devias_jax.data import decode, synthetic
@@ -187,6 +188,53 @@ def test_scene_mix_keeps_the_foreground():
     # Roughly a fraction prob of the clips is mixed.
     fractions = [np.asarray(masks.scene_mix(jax.random.key(s), clips, clip_mask, 0.4)[2]).mean() for s in range(200)]
     assert abs(np.mean(fractions) - 0.4) < 0.05
+
+
+def _clips_with_actors(batch=6, size=32):
+    """Clip i: background value 10 i everywhere, an actor square of value 100 + i at a position of its
+    own; returns (clips (B, 4, S, S, 3), clip masks (B, S, S) covering exactly the actors)."""
+    clips = np.zeros((batch, 4, size, size, 3), np.float32)
+    clip_mask = np.zeros((batch, size, size), np.float32)
+    for i in range(batch):
+        y, x = 2 + 4 * i, 20 - 3 * i
+        clips[i] = 10.0 * i
+        clips[i, :, y:y + 8, x:x + 8] = 100.0 + i
+        clip_mask[i, y:y + 8, x:x + 8] = 1.0
+    return jnp.asarray(clips), jnp.asarray(clip_mask)
+
+
+@pytest.mark.parametrize("background_mode", ["clip", "inpaint"])
+def test_scene_mix_background_clip_keeps_or_removes_its_own_actor(background_mode):
+    """'clip' (official) copies the background clip as it is, so its actor shows where clip i has no
+    foreground; 'inpaint' fills the background clip's own foreground from its surroundings, so outside
+    clip i's mask only the background clip's scene (value 10 pi(i)) is left."""
+    clips, clip_mask = _clips_with_actors()
+    out, background, mixed = masks.scene_mix(jax.random.key(3), clips, clip_mask, prob=1.0,
+                                             background=background_mode)
+    out, background, fg = np.asarray(out), np.asarray(background), np.asarray(clip_mask) > 0.5
+    assert np.asarray(mixed).all()
+    others = [i for i in range(6) if background[i] != i]
+    assert len(others) >= 4
+    for i in others:
+        j = background[i]
+        np.testing.assert_array_equal(out[i][:, fg[i]], 100.0 + i)  # clip i's actor
+        visible_other = fg[j] & ~fg[i]  # where the background clip's actor was and clip i's is not
+        assert visible_other.any()
+        if background_mode == "clip":
+            np.testing.assert_array_equal(out[i][:, visible_other], 100.0 + j)
+        else:
+            # the fill is a mean of pixels that all equal 10 j (float sums: a few ulps of 10 j)
+            np.testing.assert_allclose(out[i][:, ~fg[i]], 10.0 * j, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="background"):
+        masks.scene_mix(jax.random.key(3), clips, clip_mask, prob=1.0, background="blur")
+
+
+def test_inpaint_fills_a_fully_masked_window_with_the_frame_mean():
+    """A mask covering whole windows: the fill falls back to the frame's mean unmasked colour."""
+    clips = jnp.concatenate([jnp.full((1, 2, 16, 8, 3), 4.0), jnp.full((1, 2, 16, 8, 3), 8.0)], axis=3)
+    clip_mask = jnp.zeros((1, 16, 16)).at[:, :, :12].set(1.0)  # only columns 12..15 (value 8) unmasked
+    filled = np.asarray(masks.inpaint_foreground(clips, clip_mask))
+    np.testing.assert_allclose(filled, 8.0, rtol=1e-6)
 
 
 def test_scene_mix_per_group_stays_in_its_group():

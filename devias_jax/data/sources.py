@@ -15,12 +15,14 @@ the `rng` the stream hands in, so a sample is a pure function of (seed, stream p
 from __future__ import annotations
 
 import abc
+import os
+import re
 from typing import Any
 
 import numpy as np
 
 from devias_jax.data import annotations as annotations_lib
-from devias_jax.data import decode, images
+from devias_jax.data import decode, hat, images
 from devias_jax.suites import parse as parse_suites
 
 SOURCES = ("videos", "image_folder", "tfds")
@@ -132,8 +134,69 @@ class ImageSource(DataSource):
         return frames[None], action, scene  # (1, 1, h, w, 3)
 
 
-def get(config: Any, name: str | None = None) -> DataSource:
-    """The source `name` (default: config.data.train_list) of kind config.data.source."""
+class HatSource(DataSource):
+    """One HAT split as a data source for the evaluation streams (sources.DataSource's interface).
+
+    Rows are the split's pairs in file order; the action label is labels.csv's index of the
+    foreground class; the scene label is unknown here (-1): scenes of composited clips come from the
+    scene teacher on the same views (evaluate.py)."""
+
+    def __init__(self, split_path: str, *, root: str, dataset: str, labels: dict[str, int], num_frames: int,
+                 frame_stride: int, temporal_views: int, spatial_views: int, official_windows: bool = False,
+                 seed: int = 0, num_actions: int | None = None):
+        self.list_path = split_path
+        self.pairs = hat.load_split(split_path)
+        self.layout = hat.Layout(dataset, root)
+        unknown = sorted({pair.foreground_class for pair in self.pairs} - labels.keys())
+        if unknown:
+            raise hat.ReleaseError(f"{split_path}: foreground classes missing from labels.csv: {unknown[:5]}")
+        self.actions = np.asarray([labels[pair.foreground_class] for pair in self.pairs], np.int64)
+        if num_actions is not None and (self.actions >= num_actions).any():
+            raise hat.ReleaseError(f"{split_path}: labels.csv gives class index {int(self.actions.max())} >= "
+                               f"config.data.num_actions={num_actions}")
+        self.num_frames, self.frame_stride = num_frames, frame_stride
+        self.temporal_views, self.spatial_views = temporal_views, spatial_views
+        self.frames_per_read = num_frames
+        self.official_windows, self.seed = official_windows, seed
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def name(self, row: int) -> str:
+        return self.layout.foreground_dir(self.pairs[row].foreground)
+
+    def key(self, row: int) -> str:
+        return self.pairs[row].foreground
+
+    def labels(self, row: int) -> tuple[int, int]:
+        return int(self.actions[row]), UNKNOWN
+
+    def windows(self, row: int, length: int) -> np.ndarray:
+        """(temporal_views, T) foreground frame indices of `row`'s views."""
+        if not self.official_windows:
+            return decode.test_indices(length, self.num_frames, self.frame_stride, self.temporal_views)
+        # the authors' test loader draws each view's window like a training clip, independently
+        return np.stack([decode.train_indices(length, self.num_frames, self.frame_stride,
+                                              np.random.default_rng([self.seed, row, view]))
+                         for view in range(self.temporal_views)])
+
+    def read_train(self, row, rng):
+        raise hat.ReleaseError(f"{self.list_path}: HAT splits are test sets; they cannot be trained on")
+
+    def read_eval(self, row: int) -> tuple[np.ndarray, int, int]:
+        pair = self.pairs[row]
+        length = hat.count_frames(self.layout.foreground_dir(pair.foreground))
+        if length == 0:
+            raise decode.DecodeError(f"{self.name(row)}: no frames")
+        views = [hat.composite_window(self.layout, pair, window, length) for window in self.windows(row, length)]
+        if len({view.shape for view in views}) != 1:
+            raise decode.DecodeError(f"{self.name(row)}: views differ in size")
+        return (np.stack(views), *self.labels(row))  # (Vt, T, h, w, 3)
+
+
+def get(config: Any, name: str | None = None, root: str = "") -> DataSource:
+    """The source `name` (default: config.data.train_list) of kind config.data.source; its paths resolve
+    under `root` (relative to data.root; '' = data.root)."""
     data = config.data
     name = name or data.train_list
     if data.source == "videos":
@@ -141,7 +204,7 @@ def get(config: Any, name: str | None = None) -> DataSource:
         # scene_source decides the TRAINING scene targets; an evaluation list is scored against its own scene
         # column whenever it has one (e.g. the teacher's pseudo labels from scripts/pseudo_scene_labels.py).
         parsed = annotations_lib.load_list(
-            annotations_lib.list_path(config, name), root=data.root, num_actions=data.num_actions,
+            annotations_lib.list_path(config, name), root=os.path.join(data.root, root) if root else data.root, num_actions=data.num_actions,
             num_scenes=data.num_scenes, scene_source=data.scene_source if training else "list",
             list_format=data.list_format, video_ext=data.video_ext, check_files=data.check_files,
             require_scene=training)
@@ -162,10 +225,46 @@ def video_source(config: Any, parsed: annotations_lib.Annotations) -> VideoSourc
                                                    decode_short_side=data.decode_short_side))
 
 
+def hat_splits(path: str) -> list[tuple[str, str]]:
+    """(split label, pickle path) of a HAT suite: one split pickle, or every `*_<k>.pickle` in a folder
+    (the release's actionswap_<version>_<k>.pickle), ordered by k."""
+    if os.path.isfile(path):
+        return [(os.path.splitext(os.path.basename(path))[0], path)]
+    if not os.path.isdir(path):
+        raise hat.ReleaseError(f"{path}: no HAT split pickle or folder of them")
+    found = []
+    for file in os.listdir(path):
+        match = re.fullmatch(r".*_(\d+)\.pickle", file)
+        if match:
+            found.append((int(match.group(1)), file))
+    if not found:
+        raise hat.ReleaseError(f"{path}: no split pickles ('*_<k>.pickle') in the folder")
+    return [(f"split{k}", os.path.join(path, file)) for k, file in sorted(found)]
+
+
+def for_suite(config: Any, suite: Any) -> list[tuple[str, DataSource]]:
+    """The source(s) a suite reads (suites.Suite): [('', source)] for a list; one (split label, source)
+    per split for HAT. With config.loss.official_compat, HAT views are the authors' random windows."""
+    if suite.kind != "hat":
+        return [("", get(config, suite.list, suite.root))]
+    data, model = config.data, config.model
+    root = os.path.join(data.root, suite.root) if suite.root else data.root
+    splits = hat_splits(os.path.join(data.root, suite.list))
+    dataset = suite.dataset or hat.infer_dataset(root)
+    labels = hat.load_labels(hat.labels_path_for(splits[0][1]))
+    return [(label, HatSource(path, root=root, dataset=dataset, labels=labels, num_frames=int(model.num_frames),
+                              frame_stride=int(data.frame_stride), temporal_views=int(data.test_temporal_views),
+                              spatial_views=int(data.test_spatial_views),
+                              official_windows=bool(config.loss.get("official_compat", False)), seed=int(config.seed),
+                              num_actions=int(data.num_actions)))
+            for label, path in splits]
+
+
 def validate(config: Any) -> dict[str, DataSource]:
-    """Opens the training list and every active evaluation suite's list; call before compiling anything.
-    Keys: 'train' and the suite names."""
+    """Opens the training list and every active evaluation suite's list(s); call before compiling anything.
+    Keys: 'train', the suite names and, for HAT, '<suite>/<split>'."""
     opened = {"train": get(config)} if config.data.train_list else {}
     for name, suite in parse_suites(config).items():
-        opened[name] = get(config, suite.list)
+        for label, source in for_suite(config, suite):
+            opened[f"{name}/{label}" if label else name] = source
     return opened

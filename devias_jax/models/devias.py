@@ -151,7 +151,8 @@ class DEVIAS(VisionTransformer):
 
     tokens (B, N, D), slots (B, K, D), attention (B, K, N), logits (B, K, C_a + C_s),
     action_mask (B, K, P) probabilities and action_mask_logits (B, K, P), action_slot / scene_slot (B,)
-    (inference selection), action_logits (B, C_a) / scene_logits (B, C_s) of the selected slots and
+    (inference selection), action_logits (B, C_a) / scene_logits (B, C_s) of the selected slots (and the
+    action slot's whole unified vector, action_slot_logits (B, C_a + C_s)) and
     action_feature / scene_feature (B, D) = the selected slots.
     """
 
@@ -183,6 +184,7 @@ class DEVIAS(VisionTransformer):
             "action_mask_logits": mask_logits,
             "action_slot": action_slot,
             "scene_slot": scene_slot,
+            "action_slot_logits": take_slot(logits, action_slot),  # (B, C_a + C_s): the official scoring's
             "action_logits": take_slot(logits, action_slot)[:, :cfg.num_actions],  # (B, C_a)
             "scene_logits": take_slot(logits, scene_slot)[:, cfg.num_actions:],  # (B, C_s)
             "action_feature": take_slot(slots, action_slot),  # (B, D)
