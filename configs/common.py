@@ -373,6 +373,9 @@ def base_config(args: dict[str, Any]) -> ml_collections.ConfigDict:
     # One value under two names: the data's class counts are the model's (set either one).
     config.data.num_actions = config.model.get_ref("num_classes")
     config.data.num_scenes = config.model.get_ref("num_scenes")
+    # loss.official_compat is the one official switch; the optimizer's layer-id rule follows it
+    config.optim.official_layer_ids = config.loss.get_ref("official_compat")
+    config.augment.official_fill = config.loss.get_ref("official_compat")  # RandAugment fill (128, 128, 128)
     config.init_from = ""  # converted directory or PyTorch file to start from (after resume)
     return config
 

@@ -38,20 +38,24 @@ def scaled_lr(base_lr: float, global_batch_size: int, update_freq: int = 1) -> f
     return base_lr * global_batch_size * update_freq / 256.0
 
 
-def layer_id_rules(depth: int, slot_regex: str) -> list[tuple[str, Any]]:
+def layer_id_rules(depth: int, slot_regex: str, official: bool = False) -> list[tuple[str, Any]]:
     """VideoMAE layer ids: patch embedding and learned tokens 0, block i -> i + 1, the rest depth + 1.
-    Slot-module parameters get the id 'slot' (their lr scale replaces the layer scale)."""
+    Slot-module parameters get the id 'slot' (their lr scale replaces the layer scale). `official`: the
+    authors' rule sends only the class / mask / position tokens and the patch embedding to layer 0, so
+    Two-Token's appended scene token (suffix_token) falls to depth + 1 and trains at full lr."""
+    zero = "patch_embed|cls_token|pos_embed" if official else "patch_embed|cls_token|suffix_token|pos_embed"
     return [
         (slot_regex, "slot"),
-        (r"(^|/)(patch_embed|cls_token|suffix_token|pos_embed)(/|$)", 0),
+        (rf"(^|/)({zero})(/|$)", 0),
         (r"(^|/)blocks/(\d+)/", lambda path, match, leaf: int(match.group(2)) + 1),
         (r".", depth + 1),
     ]
 
 
-def lr_scale_tree(params: Any, *, depth: int, layer_decay: float, slot_regex: str, slot_lr_scale: float) -> Any:
+def lr_scale_tree(params: Any, *, depth: int, layer_decay: float, slot_regex: str, slot_lr_scale: float,
+                  official: bool = False) -> Any:
     """Per-parameter lr multiplier: layer_decay^(depth + 1 - layer_id), or slot_lr_scale for the slot module."""
-    ids = apply_rules(params, layer_id_rules(depth, slot_regex), "layer id")
+    ids = apply_rules(params, layer_id_rules(depth, slot_regex, official), "layer id")
     return jax.tree.map(lambda i: slot_lr_scale if i == "slot" else layer_decay ** (depth + 1 - i), ids,
                         is_leaf=lambda x: isinstance(x, (int, str)))
 
@@ -87,7 +91,7 @@ def make_optimizer(optim_config: Any, params: Any, *, depth: int, global_batch_s
     updates_total = max(total_steps // cfg.update_freq, 1)
     schedule = Schedule(peak, final, warmup_steps // cfg.update_freq, updates_total)
     scales = lr_scale_tree(params, depth=depth, layer_decay=cfg.layer_decay, slot_regex=cfg.slot_param_regex,
-                           slot_lr_scale=cfg.slot_lr_scale)
+                           slot_lr_scale=cfg.slot_lr_scale, official=bool(cfg.get("official_layer_ids", False)))
     parts = []
     if cfg.clip_grad_norm > 0:
         parts.append(optax.clip_by_global_norm(cfg.clip_grad_norm))
@@ -107,7 +111,8 @@ def describe_groups(params: Any, optim_config: Any, depth: int) -> str:
     """A table of parameter counts per (lr scale, weight decay) for the run log."""
     cfg = optim_config
     scales = flat_values(lr_scale_tree(params, depth=depth, layer_decay=cfg.layer_decay,
-                                       slot_regex=cfg.slot_param_regex, slot_lr_scale=cfg.slot_lr_scale))
+                                       slot_regex=cfg.slot_param_regex, slot_lr_scale=cfg.slot_lr_scale,
+                                       official=bool(cfg.get("official_layer_ids", False))))
     decay = flat_values(decay_mask_tree(params, cfg.no_decay_regex))
     sizes = {path: int(math.prod(leaf.shape)) for path, leaf in flat_values(params).items()}
     groups: dict[tuple[float, bool], list[int]] = {}

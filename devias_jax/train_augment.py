@@ -33,7 +33,9 @@ def device_augment(config: Any, key: jax.Array, clips01: jax.Array, targets: dic
     mix_key, erase_key, mixup_key, random_erase_key = jax.random.split(key, 4)
     fame = None
     if uses_mask_targets(config) or aug.scene_mix_prob > 0:
-        blur = aug.fame_blur_size or masks.blur_size_for(clips01.shape[2], aug.fame_official_blur)
+        # the official blur size with either switch: official_compat sets every official numeric
+        blur = aug.fame_blur_size or masks.blur_size_for(
+            clips01.shape[2], bool(aug.fame_official_blur or config.loss.get("official_compat", False)))
         fame = masks.fame_targets(clips01, beta=aug.fame_beta, blur_size=blur, patch=config.model.patch_size,
                                   tubelet_size=config.model.tubelet_size)
     if uses_mask_targets(config):

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from devias_jax.data import decode, hat, sources
-from tests import release_helpers
+from devias_jax.data import miniature_release as release_helpers
 
 
 def test_background_index_is_the_authors_float64_linspace():

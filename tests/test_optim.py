@@ -1,6 +1,7 @@
 """Optimizer: layer scales, slot scale, decay mask, schedule and one AdamW update by hand."""
 
 import math
+import os
 
 import jax
 import jax.numpy as jnp
@@ -101,3 +102,27 @@ def test_gradient_accumulation_and_clipping():
     second, state = tx.update(small, state, params)
     # mean gradient 4.0 per entry -> clipped to norm 1 -> adam normalises to sign -> -lr
     np.testing.assert_allclose(second["head"]["kernel"], -1.0, rtol=1e-5)
+
+
+def test_official_layer_ids_give_two_tokens_scene_token_full_lr():
+    """Ours: every learned token in layer 0 (lr x decay^(depth+1)); the authors' rule leaves Two-Token's
+    appended scene token out of layer 0, so it trains at full lr (scale 1); the class token stays at 0."""
+    from devias_jax.optim import lr_scale_tree
+
+    params = {"suffix_token": np.zeros((1, 1, 4)), "cls_token": np.zeros((1, 1, 4)),
+              "blocks": {"0": {"w": np.zeros(2)}}, "head": {"w": np.zeros(2)}}
+    ours = lr_scale_tree(params, depth=2, layer_decay=0.5, slot_regex="^$", slot_lr_scale=1.0)
+    official = lr_scale_tree(params, depth=2, layer_decay=0.5, slot_regex="^$", slot_lr_scale=1.0, official=True)
+    assert ours["suffix_token"] == 0.5 ** 3 and official["suffix_token"] == 1.0
+    assert ours["cls_token"] == official["cls_token"] == 0.5 ** 3
+    assert ours["blocks"]["0"]["w"] == official["blocks"]["0"]["w"] == 0.5 ** 2
+
+
+def test_the_official_switch_reaches_the_optimizer():
+    from devias_jax.config_loading import load_config
+    from tests.conftest import ROOT
+
+    config = load_config(os.path.join(ROOT, "configs/ucf101.py:method=two_token"))
+    assert not config.optim.official_layer_ids
+    config.loss.official_compat = True
+    assert config.optim.official_layer_ids

@@ -1,5 +1,6 @@
 """tf.data streams: batch contract, determinism, resume, per-process sharding, views, bad files, ownership."""
 
+import dataclasses
 import os
 
 import numpy as np
@@ -278,3 +279,24 @@ def test_scripts_with_closed_streams_exit_promptly(root, tmp_path):
                             timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "batches read" in result.stdout
+
+
+def test_randaugment_fill_colour_ours_and_official():
+    """A geometric op leaves the frame's corners to the fill colour: timm's ImageNet mean by default,
+    the VideoMAE loader's mid grey under loss.official_compat (through augment.official_fill)."""
+    import ml_collections
+
+    from devias_jax.data import augment
+
+    settings = ml_collections.ConfigDict(dict(crop_area=(1.0, 1.0), crop_aspect=(1.0, 1.0), flip=False,
+                                              rand_augment_n=0, rand_augment_m=7.0, rand_augment_mstd=0.0,
+                                              rand_augment_prob=1.0, colour_jitter=0.0))
+    frames = np.full((2, 32, 32, 3), 255, np.uint8)
+    rotate = augment._geometric_matrix("Rotate", 1.0, 1.0, 32)  # 30 degrees: corners come from outside
+    for official, fill in ((False, augment.FILL), (True, augment.OFFICIAL_FILL)):
+        settings.official_fill = official
+        plan = augment.plan_clip(np.random.default_rng(0), 32, 32, 32, settings)
+        assert plan.fill == fill
+        plan = dataclasses.replace(plan, matrix=rotate[:2].reshape(-1))
+        out = augment.apply_plan(frames, plan, 32)
+        assert tuple(out[0, 0, 0]) == fill and tuple(out[0, 16, 16]) == (255, 255, 255)

@@ -18,7 +18,7 @@ from devias_jax.config_validation import ConfigError, validate
 from devias_jax.evaluate import evaluate_suites, make_predict_fn, make_teacher_fn
 from devias_jax.data import sources, streams
 from devias_jax.models import build_model
-from tests import release_helpers
+from devias_jax.data import miniature_release as release_helpers
 from tests.train_helpers import tiny_train_config
 
 

@@ -29,8 +29,10 @@ import numpy as np
 
 from devias_jax.data.tf_setup import import_tf
 
-# timm's fill colour for geometric RandAugment ops: the ImageNet mean in uint8.
+# timm's fill colour for geometric RandAugment ops: the ImageNet mean in uint8 (ours); the VideoMAE
+# loader the authors use fills with mid grey (augment.official_fill, set by loss.official_compat).
 FILL = (124, 116, 104)
+OFFICIAL_FILL = (128, 128, 128)
 MAX_LEVEL = 10.0
 # timm's _RAND_INCREASING_TRANSFORMS, in its order.
 RAND_OPS = ("AutoContrast", "Equalize", "Invert", "Rotate", "PosterizeIncreasing", "SolarizeIncreasing",
@@ -91,6 +93,7 @@ class ClipPlan:
     matrix: np.ndarray | None  # (6,) output -> source affine map (PIL convention) when a geometric op applies
     photometric: tuple[tuple[str, float, float], ...]  # (op name, level in [0, 1], sign), in drawn order
     jitter: tuple[float, float, float] | None  # brightness, contrast, saturation factors
+    fill: tuple[int, int, int] = FILL  # colour outside the frame after a geometric op
 
 
 def plan_clip(rng: np.random.Generator, height: int, width: int, size: int, augment: Any) -> ClipPlan:
@@ -120,7 +123,8 @@ def plan_clip(rng: np.random.Generator, height: int, width: int, size: int, augm
         strength = augment.colour_jitter
         jitter = tuple(float(f) for f in rng.uniform(max(0.0, 1 - strength), 1 + strength, 3))
     return ClipPlan(box=(top, left, crop_h, crop_w), flip=flip, matrix=matrix[:2].reshape(-1) if geometric else None,
-                    photometric=tuple(photometric), jitter=jitter)
+                    photometric=tuple(photometric), jitter=jitter,
+                    fill=OFFICIAL_FILL if augment.get("official_fill", False) else FILL)
 
 
 def _photometric_op(name: str, level: float, sign: float):
@@ -152,7 +156,7 @@ def _photometric_op(name: str, level: float, sign: float):
 def apply_plan(frames: np.ndarray, plan: ClipPlan, size: int) -> np.ndarray:
     """uint8 (T, h, w, 3) decoded frames -> uint8 (T, size, size, 3) augmented clip.
 
-    One resampling per frame: PIL's affine transform (bilinear, FILL outside) when a geometric op
+    One resampling per frame: PIL's affine transform (bilinear, plan.fill outside) when a geometric op
     applies, else a bilinear resize of the crop box (+ mirror)."""
     from PIL import Image, ImageEnhance
 
@@ -168,7 +172,7 @@ def apply_plan(frames: np.ndarray, plan: ClipPlan, size: int) -> np.ndarray:
         image = Image.fromarray(frame)
         if plan.matrix is not None:
             image = image.transform((size, size), Image.Transform.AFFINE, tuple(float(v) for v in plan.matrix),
-                                    resample=Image.Resampling.BILINEAR, fillcolor=FILL)
+                                    resample=Image.Resampling.BILINEAR, fillcolor=plan.fill)
         else:
             image = image.resize((size, size), Image.Resampling.BILINEAR,
                                  box=(left, top, left + crop_w, top + crop_h))

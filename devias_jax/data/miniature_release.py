@@ -1,5 +1,6 @@
 """Miniature HAT, Scene-Only and SCUBA releases in their released on-disk formats (PROTOCOL §1-§4),
-built from the synthetic generator's actors and backgrounds.
+built from the synthetic generator's actors and backgrounds: the tests' fixture, and what
+scripts/hat_miniature.py evaluates a demo model on.
 
 UCF-101 naming: HAT frames rawframes/<Class>/<vid>/image_{i+1:05d}.jpg, soft masks (person probability x
 255, grayscale PNG) seg/<Class>/<vid>/img_{i:05d}.png, inpainted frames inpaint/<Class>/<vid>/img_{j:05d}.jpg;
@@ -33,13 +34,13 @@ def _save(path: str, array: np.ndarray) -> None:
     Image.fromarray(array).save(path, quality=95) if path.endswith(".jpg") else Image.fromarray(array).save(path)
 
 
-def _videos():
+def _videos(spec: synthetic.Spec, classes: tuple[str, ...], per_class: int):
     """(class index, class name, video id, frames (T, H, W, 3), soft mask uint8 (T, H, W)) per video."""
     out = []
-    for action, name in enumerate(CLASSES):
-        for k in range(VIDEOS_PER_CLASS):
-            rng = np.random.default_rng([SPEC.seed, action, k])
-            frames, mask = synthetic.render_clip(SPEC, action, (action + k) % SPEC.num_scenes, rng)
+    for action, name in enumerate(classes):
+        for k in range(per_class):
+            rng = np.random.default_rng([spec.seed, action, k])
+            frames, mask = synthetic.render_clip(spec, action, (action + k) % spec.num_scenes, rng)
             soft = np.where(mask, 230, 10).astype(np.uint8)  # a soft person probability, not 0/255
             out.append((action, name, f"v_{name}_g{k + 1:02d}_c01", frames, soft))
     return out
@@ -58,19 +59,23 @@ def hat_paths(dataset: str, root: str, cls: str, vid: str):
             lambda i: os.path.join(base("inpaint"), f"{i + 1:06d}.jpg"))
 
 
-def write_release(root: str, dataset: str = "ucf101") -> dict:
-    """Writes the miniature release under `root`; returns what a test needs to know about it."""
-    videos = _videos()
+def write_release(root: str, dataset: str = "ucf101", spec: synthetic.Spec = SPEC,
+                  classes: tuple[str, ...] = CLASSES, per_class: int = VIDEOS_PER_CLASS) -> dict:
+    """Writes the miniature release under `root` (one action class per motion of `spec`, named
+    `classes`); returns what a test needs to know about it."""
+    if len(classes) != spec.num_actions:
+        raise ValueError(f"{len(classes)} class names for {spec.num_actions} actions")
+    videos = _videos(spec, classes, per_class)
     as_str = dataset == "ucf101"
     filelist = os.path.join(root, "filelist", "hat", dataset)
     os.makedirs(filelist, exist_ok=True)
     with open(os.path.join(filelist, "labels.csv"), "w") as handle:
-        handle.writelines(f"{i},{name}\n" for i, name in enumerate(CLASSES))
+        handle.writelines(f"{i},{name}\n" for i, name in enumerate(classes))
     scene_only = []
     for action, cls, vid, frames, soft in videos:
         rgb, mask, inpaint = hat_paths(dataset, root, cls, vid)
-        background = synthetic.render_background(SPEC, (action + 1) % SPEC.num_scenes,
-                                                 np.random.default_rng([SPEC.seed, 99, action]))
+        background = synthetic.render_background(spec, (action + 1) % spec.num_scenes,
+                                                 np.random.default_rng([spec.seed, 99, action]))
         background = np.clip(np.round(background * 255), 0, 255).astype(np.uint8)
         for i in range(len(frames)):
             _save(rgb(i), frames[i])
@@ -85,9 +90,9 @@ def write_release(root: str, dataset: str = "ucf101") -> dict:
         for k in (1, 2, 3):
             pairs = {}
             for index, (action, cls, vid, frames, _) in enumerate(videos):
-                other = videos[(index + VIDEOS_PER_CLASS * k) % len(videos)]
+                other = videos[(index + per_class * k) % len(videos)]
                 if other[0] == action:
-                    other = videos[(index + VIDEOS_PER_CLASS) % len(videos)]
+                    other = videos[(index + per_class) % len(videos)]
                 key = f"{cls}/{vid}"
                 fields = [f"{other[1]}/{other[2]}", len(other[3]), other[0]]
                 pairs[key] = [str(f) for f in fields] if as_str else fields
@@ -105,8 +110,9 @@ def write_release(root: str, dataset: str = "ucf101") -> dict:
         for b in range(SCUBA_IMAGES):
             lines.append(f"{vid}__{b} {len(frames)} {action}")
             for kind, background_kind in enumerate(SCUBA_BACKGROUNDS):
-                rng = np.random.default_rng([SPEC.seed, 7, action, b, kind])
-                still = np.clip(np.round(synthetic.render_background(SPEC, kind, rng) * 255), 0, 255).astype(np.uint8)
+                rng = np.random.default_rng([spec.seed, 7, action, b, kind])
+                still = np.clip(np.round(synthetic.render_background(spec, kind % spec.num_scenes, rng) * 255), 0,
+                                255).astype(np.uint8)
                 folder = os.path.join(root, "scuba", f"{dataset}-{background_kind}")
                 if dataset == "ucf101":
                     folder = os.path.join(folder, "generated_videos")
