@@ -3,7 +3,6 @@ list), Scene-Only and HAT (three splits, composited on the fly), scored per spli
 table compositions, scene labels from the teacher on the same views; official vs default differ only
 where they should."""
 
-import copy
 import os
 
 import jax
@@ -15,10 +14,11 @@ from configs import common
 from devias_jax import sharding
 from devias_jax import suites as suites_lib
 from devias_jax.config_validation import ConfigError, validate
-from devias_jax.evaluate import evaluate_suites, make_predict_fn, make_teacher_fn
+from devias_jax.evaluate import evaluate_suites, load_teacher, make_predict_fn, make_teacher_fn
 from devias_jax.data import sources, streams
 from devias_jax.models import build_model
 from devias_jax.data import miniature_release as release_helpers
+from tests.teacher_helpers import GEOMETRY, teacher_model_settings, trained_teacher
 from tests.train_helpers import tiny_train_config
 
 
@@ -30,9 +30,12 @@ def release(tmp_path_factory):
 
 
 def _config(root):
+    """The UCF-101 suites and tables on the miniature release (no val list, no Close splits), the tiny
+    demo model, and the tiny trained scene teacher (tests/teacher_helpers.py) as config.loss.teacher."""
+    teacher = trained_teacher()
     config = tiny_train_config("devias")
     config.data.update(root=root, num_actions=3)
-    config.model.num_scenes = 5
+    config.model.num_scenes = teacher.config.model.num_scenes
     suites = common.ucf101_like_suites("unused.txt", "ucf101")
     del suites["val"]
     del suites["hat_close"]  # the miniature release has Rand and Far only
@@ -44,9 +47,8 @@ def _config(root):
             table[key] = ",".join(n for n in table[key].split(",") if n != "hat_close")
     config.eval.tables = tables
     config.eval.table = "main"
-    teacher = copy.deepcopy(config.model.to_dict())
-    teacher.update(name="scene_vit", pooling="cls", num_prefix_tokens=1)
-    config.loss.teacher.update({k: v for k, v in teacher.items() if k in config.loss.teacher})
+    config.loss.teacher.update(checkpoint=teacher.workdir, **{k: v for k, v in teacher_model_settings(
+        teacher.config).items() if k not in GEOMETRY})
     return config
 
 
@@ -60,8 +62,9 @@ def test_paper_protocol_on_a_miniature_release(release, tmp_path):
     config = _config(release)
     mesh = sharding.make_mesh(1, num_devices=1)
     graphdef, params = _random(config.model, 0)
-    teacher = _random(config.loss.teacher, 1)
-    report = evaluate_suites(config, graphdef, params, mesh, str(tmp_path / "default"), teacher=teacher)
+    # the teacher is loaded from config.loss.teacher (as --mode=eval does) ...
+    report = evaluate_suites(config, graphdef, params, mesh, str(tmp_path / "default"))
+    teacher = load_teacher(config, mesh)  # ... and again here, to recompute its labels by hand
     suites = report["suites"]
     assert sorted(suites) == ["hat_far", "hat_random", "hat_scene_only", "scuba_places365", "scuba_sinusoid",
                               "scuba_vqgan_clip"]
@@ -116,7 +119,7 @@ def test_paper_protocol_on_a_miniature_release(release, tmp_path):
             for flag in (False, True):
                 probs = np.asarray(make_predict_fn(graphdef, official_action=flag)(params, scuba_batch["clips"])[
                     "action_probs"])[scuba_batch["valid"]]
-                assert probs.shape[1] == (3 + 5 if flag else 3)
+                assert probs.shape[1] == (3 + config.model.num_scenes if flag else 3)
                 hits[flag] += list(probs.argmax(-1) == scuba_batch["action"][scuba_batch["valid"]])
     assert suites["scuba_places365"]["action_top1"] == pytest.approx(100 * np.mean(hits[False]))
     assert report_official["suites"]["scuba_places365"]["action_top1"] == pytest.approx(100 * np.mean(hits[True]))
@@ -131,6 +134,10 @@ def test_paper_protocol_on_a_miniature_release(release, tmp_path):
 
 
 def test_a_hat_suite_that_scores_scenes_needs_teacher_labels(release):
+    config = _config(release)
+    config.loss.teacher.checkpoint = ""
+    with pytest.raises(ValueError, match="loss.teacher.checkpoint"):
+        evaluate_suites(config, *_random(config.model, 0), sharding.make_mesh(1, num_devices=1), "/nonexistent")
     config = _config(release)
     config.eval.suites.hat_far.scene_labels = "list"
     with pytest.raises(ConfigError, match="hat_far.*scene_labels='teacher'"):
