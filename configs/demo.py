@@ -14,7 +14,9 @@ scene top-1 95.0 / 86.7, H.M. 83.9), while Two-Token takes the scene shortcut (1
 Two settings make that possible for a small ViT trained from scratch: tubelet 4 (the actor moves within
 a token) and initial slots N(0, 0.02^2) (README, "Why DEVIAS did not learn the action"). On a second
 generated dataset (--seed=1) DEVIAS reached 68.3% unseen action and Two-Token, which learned the motion
-there too, 50.0% (H.M. 82.9 vs 74.9). The paper's action numbers need its pre-trained backbone
+there too, 50.0% (H.M. 82.9 vs 74.9). The recipe does not carry over to generated variants with camera
+motion, other motion sets or textured scenes (13-35% unseen action; README, "The demo recipe on data it
+was not tuned on", scripts/demo_robustness.py). The paper's action numbers need its pre-trained backbone
 (configs/ucf101.py).
 """
 
