@@ -61,6 +61,12 @@ def test_scuba_frame_folders(tmp_path):
     listing = _write(tmp_path / "scuba2.txt", "frames/other 16 2\n")
     ann = annotations.load_list(listing, root=str(tmp_path), num_actions=5, scene_source="none", list_format="frames")
     assert ann.is_frames.tolist() == [True] and ann.num_frames.tolist() == [16]
+    # Auto format with the folder missing: the line reads as 'path action scene', and the error says
+    # which folder is missing instead of only calling the frame count an action label.
+    listing = _write(tmp_path / "scuba3.txt", "frames/missing 240 2\n")
+    with pytest.raises(annotations.AnnotationError, match=r"action label 240 is outside.*frame folder .*frames/missing"
+                                                          r".* does not exist"):
+        annotations.load_list(listing, root=str(tmp_path), num_actions=5, scene_source="none")
 
 
 @pytest.mark.parametrize("text, match", [

@@ -76,12 +76,12 @@ def parse_int(text: str, where: str, what: str) -> int:
         raise AnnotationError(f"{where}: {what} {text!r} is not an integer") from None
 
 
-def _check_label(value: int, limit: int, where: str, what: str, key: str) -> None:
+def _check_label(value: int, limit: int, where: str, what: str, key: str, hint: str = "") -> None:
     if value == UNKNOWN:
         return
     if not 0 <= value < limit:
         raise AnnotationError(f"{where}: {what} {value} is outside [0, {limit}) (config.data.{key}={limit}); "
-                              f"use -1 for an unknown label")
+                              f"use -1 for an unknown label{hint}")
 
 
 def load_list(list_path: str, *, root: str = "", num_actions: int, num_scenes: int = 0,
@@ -127,7 +127,11 @@ def load_list(list_path: str, *, root: str = "", num_actions: int, num_scenes: i
                 action = parse_int(fields[1], where, "action label")
                 if len(fields) == 3:
                     scene = parse_int(fields[2], where, "scene label")
-            _check_label(action, num_actions, where, "action label", "num_actions")
+            # a 'frame_dir num_frames label' line whose folder is missing reads as 'path action scene' in auto
+            # mode; say so instead of only blaming the frame count as an action label
+            hint = (f" (or, if this is a 'frame_dir num_frames label' line, its frame folder {path!r} does not "
+                    "exist)") if len(fields) == 3 and not is_frames and list_format == "auto" else ""
+            _check_label(action, num_actions, where, "action label", "num_actions", hint)
             if scene_source == "list":
                 if (len(fields) == 2 or is_frames) and require_scene:
                     raise AnnotationError(f"{where}: config.data.scene_source='list' needs a third column "
