@@ -21,9 +21,9 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from devias_jax import sharding  # noqa: E402
+from devias_jax import sharding, suites  # noqa: E402
 from devias_jax.config_loading import load_config  # noqa: E402
-from devias_jax.data import hat, miniature_release, sources, streams, synthetic  # noqa: E402
+from devias_jax.data import miniature_release, sources, streams, synthetic  # noqa: E402
 from devias_jax.evaluate import make_predict_fn, run_predictions  # noqa: E402
 from devias_jax.weights import load_replicated  # noqa: E402
 
@@ -44,25 +44,21 @@ def main(argv):
         miniature_release.write_release(FLAGS.out, "ucf101", spec=spec, classes=DEMO_MOTIONS,
                                         per_class=FLAGS.per_class)
     config = load_config("configs/demo.py:method=devias")
+    config.data.root = FLAGS.out
     mesh = sharding.make_mesh(1, num_devices=1)
     graphdef, params, _ = load_replicated(config.model, FLAGS.workdir, mesh, seed=config.seed)
     rows = {}
     for version in ("rand", "far"):
-        folder = os.path.join(FLAGS.out, "filelist", "hat", "ucf101", version)
-        labels = hat.load_labels(hat.labels_path_for(folder + "/x"))
+        suite = suites.Suite(name=f"hat_{version}", list=f"filelist/hat/ucf101/{version}", tasks=("action",),
+                             group="unseen", kind="hat", root="hat/ucf101", dataset="ucf101")
         for name, official_windows, official_action in (("default views", False, False),
                                                          ("official windows", True, False),
                                                          ("official windows + scoring", True, True)):
+            config.loss.official_compat = official_windows  # HAT's views follow the official switch
             predict = make_predict_fn(graphdef, official_action=official_action)
             scores = []
-            for _, path in sources.hat_splits(folder):
-                source = sources.HatSource(path, root=os.path.join(FLAGS.out, "hat", "ucf101"), dataset="ucf101",
-                                           labels=labels, num_frames=int(config.model.num_frames),
-                                           frame_stride=int(config.data.frame_stride),
-                                           temporal_views=int(config.data.test_temporal_views),
-                                           spatial_views=int(config.data.test_spatial_views),
-                                           official_windows=official_windows, seed=config.seed, num_actions=6)
-                with streams.eval_batches(config, path, batch_size=8, process_index=0, process_count=1,
+            for _, source in sources.for_suite(config, suite):
+                with streams.eval_batches(config, suite.list, batch_size=8, process_index=0, process_count=1,
                                           source=source) as batches:
                     out = run_predictions(predict, params, batches, mesh, len(batches))
                 scores.append(100.0 * np.mean(np.asarray(out["action_probs"]).argmax(-1) == out["action"]))

@@ -19,7 +19,7 @@ import pickle
 import numpy as np
 from PIL import Image
 
-from devias_jax.data import synthetic
+from devias_jax.data import hat, synthetic
 
 CLASSES = ("Rising", "Falling", "Growing")
 SPEC = synthetic.Spec(num_actions=3, actions=("rise", "fall", "grow"), num_scenes=3, height=48, width=64,
@@ -31,7 +31,8 @@ SCUBA_IMAGES = 2  # background images per clip and kind (the UCF release has 5: 
 
 def _save(path: str, array: np.ndarray) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    Image.fromarray(array).save(path, quality=95) if path.endswith(".jpg") else Image.fromarray(array).save(path)
+    options = {"quality": 95} if path.endswith(".jpg") else {}
+    Image.fromarray(array).save(path, **options)
 
 
 def _videos(spec: synthetic.Spec, classes: tuple[str, ...], per_class: int):
@@ -46,19 +47,6 @@ def _videos(spec: synthetic.Spec, classes: tuple[str, ...], per_class: int):
     return out
 
 
-def hat_paths(dataset: str, root: str, cls: str, vid: str):
-    """Functions i -> path of the foreground frame / mask / inpainted frame of one video."""
-    if dataset == "ucf101":
-        base = lambda top: os.path.join(root, "hat", "ucf101", top, cls, vid)  # noqa: E731
-        return (lambda i: os.path.join(base("rawframes"), f"image_{i + 1:05d}.jpg"),
-                lambda i: os.path.join(base("seg"), f"img_{i:05d}.png"),
-                lambda i: os.path.join(base("inpaint"), f"img_{i:05d}.jpg"))
-    base = lambda top: os.path.join(root, "hat", "kinetics", top, "videos", vid)  # noqa: E731
-    return (lambda i: os.path.join(base("original"), f"{i + 1:06d}.jpg"),
-            lambda i: os.path.join(base("seg"), f"{i + 1:06d}.png"),
-            lambda i: os.path.join(base("inpaint"), f"{i + 1:06d}.jpg"))
-
-
 def write_release(root: str, dataset: str = "ucf101", spec: synthetic.Spec = SPEC,
                   classes: tuple[str, ...] = CLASSES, per_class: int = VIDEOS_PER_CLASS) -> dict:
     """Writes the miniature release under `root` (one action class per motion of `spec`, named
@@ -71,16 +59,17 @@ def write_release(root: str, dataset: str = "ucf101", spec: synthetic.Spec = SPE
     os.makedirs(filelist, exist_ok=True)
     with open(os.path.join(filelist, "labels.csv"), "w") as handle:
         handle.writelines(f"{i},{name}\n" for i, name in enumerate(classes))
+    layout = hat.Layout(dataset, os.path.join(root, "hat", dataset))  # the file names the reader expects
     scene_only = []
     for action, cls, vid, frames, soft in videos:
-        rgb, mask, inpaint = hat_paths(dataset, root, cls, vid)
+        key = f"{cls}/{vid}"
         background = synthetic.render_background(spec, (action + 1) % spec.num_scenes,
                                                  np.random.default_rng([spec.seed, 99, action]))
         background = np.clip(np.round(background * 255), 0, 255).astype(np.uint8)
         for i in range(len(frames)):
-            _save(rgb(i), frames[i])
-            _save(mask(i), soft[i])
-            _save(inpaint(i), background)
+            _save(layout.foreground_frame(key, i), frames[i])
+            _save(layout.mask(key, i), soft[i])
+            _save(layout.background_frame(key, i), background)
         scene_only.append(f"{cls}/{vid} {len(frames)} {action}" if dataset == "ucf101" else f"{vid} {len(frames)} {action}")
     with open(os.path.join(root, "hat", dataset, "list.csv"), "w") as handle:
         handle.write("\n".join(scene_only) + "\n")
