@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import ml_collections
+from ml_collections.config_dict.config_dict import _Op
 
 # Arguments every recipe accepts, with their defaults. A bare word (`smoke`) means True.
 DEFAULT_ARGS: dict[str, Any] = {"method": "vit", "variant": "B", "smoke": False}
@@ -68,6 +69,10 @@ def model_config(variant: str = "B") -> ml_collections.ConfigDict:
         "num_classes": 101,
         "head_init_scale": 0.001,
         "head_dropout": 0.0,
+        # trunc_normal(0.02) of every Linear and learned token cut at +-2 std (JAX's convention, ours) or
+        # 'absolute': at +-2 as timm does in the official code, an untruncated N(0, 0.02^2) in effect.
+        # Follows loss.official_compat (base_config) unless set on its own.
+        "init_bounds": "std",
         "dtype": "float32",  # compute dtype: float32 / bfloat16 / float16
         "remat": False,
         "attention_impl": "auto",  # auto / xla / cudnn
@@ -376,8 +381,20 @@ def base_config(args: dict[str, Any]) -> ml_collections.ConfigDict:
     # loss.official_compat is the one official switch; the optimizer's layer-id rule follows it
     config.optim.official_layer_ids = config.loss.get_ref("official_compat")
     config.augment.official_fill = config.loss.get_ref("official_compat")  # RandAugment fill (128, 128, 128)
+    # ... and so does the weight init (timm's absolute truncation bounds); setting it on its own cuts the link
+    config.model.init_bounds = follows(config.loss.get_ref("official_compat"),
+                                       lambda official: "absolute" if official else "std", str)
     config.init_from = ""  # converted directory or PyTorch file to start from (after resume)
     return config
+
+
+def follows(ref: ml_collections.FieldReference, fn: Callable[[Any], Any],
+            field_type: type) -> ml_collections.FieldReference:
+    """A field whose value is fn(ref's value), read lazily (so it tracks later edits of `ref`), until the
+    field is set on its own: then it keeps that value and `ref` is left as it was. (A shared `get_ref`
+    instead writes through: setting either name sets both.)"""
+    return ml_collections.FieldReference(field_type(), field_type=field_type,
+                                         op=_Op(lambda _, value: fn(value), [ref]))
 
 
 def smoke(config: ml_collections.ConfigDict) -> None:

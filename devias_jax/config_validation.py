@@ -18,6 +18,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "model.attention_impl": ("auto", "xla", "cudnn"),
     "model.slot_softmax_axis": ("slots", "keys"),
     "model.fusion": ("concat", "gap"),
+    "model.init_bounds": ("std", "absolute"),
     "loss.cos_mode": ("signed", "abs"),
     "augment.scene_mix_background": ("clip", "inpaint"),
     "loss.scene_target": ("label", "teacher"),

@@ -1,5 +1,5 @@
 """DEVIAS and the baselines: build from every recipe method, output contract, slot selection, token layout,
-dropout, the training step of scripts/benchmark.py, and config errors that name their key."""
+dropout, the training step of scripts/benchmark.py, config errors that name their key, init bounds."""
 
 import os
 import subprocess
@@ -14,7 +14,8 @@ from flax import nnx
 from devias_jax import config_validation, load_model
 from devias_jax.config_loading import load_config
 from devias_jax.models import build_model
-from devias_jax.models.devias import select_slots
+from devias_jax.models.devias import devias_config_from, select_slots
+from devias_jax.weights import flat_params
 from tests.conftest import ROOT
 from tests.helpers import random_clips
 
@@ -160,7 +161,8 @@ def test_vit_b_flop_count_matches_the_reference_figure():
 @pytest.mark.parametrize("key,value", [("model.slot_softmax_axis", "tokens"), ("loss.matching", "optimal"),
                                        ("loss.cos_mode", "one_minus"), ("loss.scene_target", "pseudo"),
                                        ("model.num_slots", 1), ("loss.teacher_kl_weight", -2.0),
-                                       ("loss.label_smoothing", 1.5), ("model.fusion", "sum")])
+                                       ("loss.label_smoothing", 1.5), ("model.fusion", "sum"),
+                                       ("model.init_bounds", "timm")])
 def test_bad_values_name_the_key(key, value):
     config = smoke_config("devias", **{key: value})
     with pytest.raises(config_validation.ConfigError, match=f"config.{key}"):
@@ -173,3 +175,72 @@ def test_num_actions_follows_num_classes_and_teacher_follows_clip_geometry():
     config.model.num_frames = 8
     assert config.loss.teacher.num_frames == 8 and config.loss.teacher.name == "scene_vit"
     assert config.loss.teacher.pooling == "cls" and config.loss.teacher.num_scenes == 365
+
+
+TRUNCATED_STD = 0.87962566  # std of a standard normal truncated at +-2
+
+
+def _drawn_and_rest(model) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Split the parameters into trunc_normal draws (Linear kernels, learned tokens) and the rest (patch
+    embedding conv, LayerNorms, biases, slot latents)."""
+    drawn, rest = {}, {}
+    for name, value in flat_params(model).items():
+        is_drawn = (name.endswith("/kernel") and not name.startswith("patch_embed/")) or name in (
+            "cls_token", "suffix_token")
+        (drawn if is_drawn else rest)[name] = value
+    return drawn, rest
+
+
+def _is_head(name: str) -> bool:  # the classifier Linears, initialised x head_init_scale
+    return name.split("/")[-2:-1] in (["head"], ["scene_head"])
+
+
+@pytest.mark.parametrize("method,overrides", [("devias", {}), ("two_token", {}), ("one_token", {}),
+                                              ("devias_downstream", {}),
+                                              ("devias_downstream", {"model.fusion": "gap"})])
+def test_init_bounds_reach_every_trunc_normal_parameter(method, overrides):
+    ours, ours_rest = _drawn_and_rest(build_model(smoke_config(method, **overrides).model, rngs=nnx.Rngs(0)))
+    config = smoke_config(method, **overrides, **{"model.init_bounds": "absolute"})
+    official, official_rest = _drawn_and_rest(build_model(config.model, rngs=nnx.Rngs(0)))
+    scale = config.model.head_init_scale
+    assert set(ours) == set(official) and any(_is_head(name) for name in ours)
+    if method == "devias":
+        assert {name.split("/")[0] for name in ours} == {"blocks", "slot_attention", "mask_predictor", "head"}
+    for name, value in ours.items():
+        # 'std': no weight beyond 2 * 0.02 (times the head scale); 'absolute' reached every one of them
+        assert np.abs(value).max() <= 2 * 0.02 * (scale if _is_head(name) else 1.0), name
+        assert not np.array_equal(value, official[name]), name
+    assert set(ours_rest) == set(official_rest)
+    for name, value in ours_rest.items():  # one key per draw under either choice: the rest is bit-identical
+        np.testing.assert_array_equal(value, official_rest[name], err_msg=name)
+    # every non-head kernel pooled: N(0, 0.02^2) under 'absolute', the +-2 std truncation under 'std'
+    for drawn, expected_std in ((official, 0.02), (ours, 0.02 * TRUNCATED_STD)):
+        pooled = np.concatenate([v.ravel() for name, v in drawn.items() if not _is_head(name)]).astype(np.float64)
+        tolerance = 5 * expected_std / np.sqrt(2 * pooled.size)  # 5 standard errors of a sample std
+        assert abs(pooled.std() - expected_std) < tolerance, (pooled.std(), expected_std, tolerance, pooled.size)
+
+
+def test_official_compat_switches_the_init_and_the_field_can_be_set_on_its_own():
+    recipe = os.path.join(ROOT, "configs/ucf101.py:method=devias")
+    config = load_config(recipe)
+    assert config.model.init_bounds == "std" and not config.loss.official_compat
+    config = load_config(recipe, {"loss.official_compat": True})
+    assert config.model.init_bounds == "absolute"
+    cfg = devias_config_from(config.model)
+    assert cfg.vit.init_bounds == cfg.slots.init_bounds == "absolute"
+    # set on its own, either way round, without moving the switch (or the switch moving it back)
+    config = load_config(recipe, {"model.init_bounds": "absolute"})
+    assert config.model.init_bounds == "absolute" and not config.loss.official_compat
+    assert not config.optim.official_layer_ids
+    for order in ({"model.init_bounds": "std", "loss.official_compat": True},
+                  {"loss.official_compat": True, "model.init_bounds": "std"}):
+        config = load_config(recipe, order)
+        assert config.model.init_bounds == "std" and config.loss.official_compat
+        config_validation.validate(config)
+    config.loss.official_compat = False
+    config.loss.official_compat = True
+    assert config.model.init_bounds == "std"
+    # a late switch (after the recipe is built) still carries the init with it
+    config = load_config(recipe)
+    config.loss.official_compat = True
+    assert config.model.init_bounds == "absolute" and config.to_dict()["model"]["init_bounds"] == "absolute"

@@ -1,4 +1,4 @@
-"""Unit tests of the VideoMAE ViT: position table, shapes, token variants, drop path, remat, dtype."""
+"""Unit tests of the VideoMAE ViT: position table, shapes, token variants, drop path, remat, dtype, init bounds."""
 
 import jax
 import jax.numpy as jnp
@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from devias_jax.models.vit import VisionTransformer, ViTConfig, sinusoid_table
+from devias_jax.models.vit import VisionTransformer, ViTConfig, sinusoid_table, trunc_normal
+from devias_jax.weights import flat_params
 
 TINY = dict(embed_dim=32, depth=2, num_heads=2, num_frames=4, img_size=32)
 
@@ -118,3 +119,61 @@ def test_convolutional_stem_keeps_the_token_grid_and_validates():
     assert (moved[4:] == 0).all() and moved[:4].max() > 0
     with pytest.raises(ValueError, match=r"stem_channels=\(8, 12, 16, 24, 32\).*multiple of 32"):
         ViTConfig(**TINY, stem_channels=(8, 12, 16, 24, 32))
+
+
+TRUNCATED_STD = 0.87962566  # std of a standard normal truncated at +-2
+
+
+@pytest.mark.parametrize("bounds,expected_std", [("std", 0.02 * TRUNCATED_STD), ("absolute", 0.02)])
+def test_trunc_normal_std_cuts_at_two_std_and_absolute_is_timms_normal(bounds, expected_std):
+    n = 512 * 512
+    kernel = np.asarray(trunc_normal(0.02, bounds=bounds)(jax.random.key(0), (512, 512)), np.float64)
+    tolerance = 5 * expected_std / np.sqrt(2 * n)  # 5 standard errors of a sample std (normal: sigma/sqrt(2n))
+    assert abs(kernel.std() - expected_std) < tolerance, (kernel.std(), expected_std, tolerance)
+    assert abs(kernel.mean()) < 5 * expected_std / np.sqrt(n)
+    beyond = np.mean(np.abs(kernel) > 2 * 0.02)  # untruncated: P(|z| > 2) = 4.55%
+    if bounds == "std":
+        assert beyond == 0
+    else:
+        assert abs(beyond - 0.0455) < 5 * np.sqrt(0.0455 * 0.9545 / n) and np.abs(kernel).max() < 6 * 0.02
+    scaled = trunc_normal(0.02, 0.001, bounds)(jax.random.key(0), (512, 512))
+    np.testing.assert_allclose(scaled, 0.001 * kernel, rtol=1e-6)
+
+
+def test_trunc_normal_absolute_bounds_still_cut_when_they_are_within_reach():
+    # std 1: the absolute cut +-2 is +-2 std, so 'absolute' and 'std' are the same distribution.
+    n = 256 * 256
+    kernel = np.asarray(trunc_normal(1.0, bounds="absolute")(jax.random.key(1), (256, 256)), np.float64)
+    assert np.abs(kernel).max() <= 2.0
+    assert abs(kernel.std() - TRUNCATED_STD) < 5 * TRUNCATED_STD / np.sqrt(2 * n)
+    with pytest.raises(ValueError, match="init_bounds"):
+        trunc_normal(0.02, bounds="sigma")
+    with pytest.raises(ValueError, match="init_bounds"):
+        ViTConfig(**TINY, init_bounds="timm")
+
+
+def _truncated_normal_leaves(model: nnx.Module) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """('/'-joined path -> value) of the trunc_normal parameters (Linear kernels, learned tokens) and of the rest."""
+    drawn, rest = {}, {}
+    for name, value in flat_params(model).items():
+        is_drawn = (name.endswith("/kernel") and not name.startswith("patch_embed/")) or name in (
+            "cls_token", "suffix_token")
+        (drawn if is_drawn else rest)[name] = value
+    return drawn, rest
+
+
+def test_init_bounds_reach_every_linear_and_token_and_nothing_else():
+    cfg = dict(TINY, pooling="cls", num_prefix_tokens=1, num_suffix_tokens=1, num_classes=7)
+    ours, ours_rest = _truncated_normal_leaves(VisionTransformer(ViTConfig(**cfg), rngs=nnx.Rngs(0)))
+    official, official_rest = _truncated_normal_leaves(
+        VisionTransformer(ViTConfig(**cfg, init_bounds="absolute"), rngs=nnx.Rngs(0)))
+    assert set(ours) == {"cls_token", "suffix_token", "head/kernel"} | {
+        f"blocks/{i}/{name}/kernel" for i in range(2) for name in ("attn/qkv", "attn/proj", "mlp/fc1", "mlp/fc2")}
+    for name, value in ours.items():
+        scale = 0.001 if name == "head/kernel" else 1.0
+        assert np.abs(value).max() <= 2 * 0.02 * scale, name  # 'std': cut at +-2 std
+        assert not np.array_equal(value, official[name]), name  # 'absolute' reached this parameter
+    # one key per parameter under either choice: everything else is bit-identical
+    assert set(ours_rest) == set(official_rest)
+    for name, value in ours_rest.items():
+        np.testing.assert_array_equal(value, official_rest[name], err_msg=name)

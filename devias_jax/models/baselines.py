@@ -30,8 +30,8 @@ from devias_jax.models.vit import VisionTransformer, trunc_normal, vit_config_fr
 TASKS = ("action", "scene")
 
 
-def _head(dim: int, num_outputs: int, init_scale: float, rngs: nnx.Rngs, dtype) -> nnx.Linear:
-    return nnx.Linear(dim, num_outputs, dtype=dtype, kernel_init=trunc_normal(0.02, init_scale), rngs=rngs)
+def _head(dim: int, num_outputs: int, init_scale: float, rngs: nnx.Rngs, dtype, bounds: str) -> nnx.Linear:
+    return nnx.Linear(dim, num_outputs, dtype=dtype, kernel_init=trunc_normal(0.02, init_scale, bounds), rngs=rngs)
 
 
 class _MultiTaskHeads:
@@ -39,12 +39,13 @@ class _MultiTaskHeads:
 
     def _build_heads(self, num_actions: int, num_scenes: int, unified: bool, dropout: float,
                      init_scale: float, rngs: nnx.Rngs) -> None:
-        dim, dtype = self.cfg.embed_dim, self.cfg.compute_dtype
+        dim, dtype, bounds = self.cfg.embed_dim, self.cfg.compute_dtype, self.cfg.init_bounds
         self.num_actions, self.num_scenes, self.unified_head = num_actions, num_scenes, unified
         # The ViT set head / head_dropout to None (static); mark the replacements as data.
         self.head_dropout = nnx.data(nnx.Dropout(dropout))
-        self.head = nnx.data(_head(dim, num_actions + (num_scenes if unified else 0), init_scale, rngs, dtype))
-        self.scene_head = None if unified else _head(dim, num_scenes, init_scale, rngs, dtype)
+        self.head = nnx.data(_head(dim, num_actions + (num_scenes if unified else 0), init_scale, rngs, dtype,
+                                       bounds))
+        self.scene_head = None if unified else _head(dim, num_scenes, init_scale, rngs, dtype, bounds)
 
     def _features(self, clips: jax.Array, train: bool, rngs: nnx.Rngs | None) -> dict[str, jax.Array]:
         """The backbone part of VisionTransformer.__call__ (its head is replaced here)."""

@@ -61,6 +61,7 @@ def slot_config_from(model_config: Any) -> SlotAttentionConfig:
         softmax_axis=str(get("slot_softmax_axis", "slots")),
         tied=bool(get("slot_tied", True)),
         latent_init_scale=float(get("slot_init_scale", 1.0)),
+        init_bounds=str(get("init_bounds", "std")),
         dtype=str(get("dtype", "float32")),
     )
 
@@ -113,12 +114,13 @@ class MaskDecoder(nnx.Module):
     The probability (sigmoid) is taken by the caller, so the loss can use a stable log-sigmoid.
     """
 
-    def __init__(self, dim: int, hidden_dims: tuple[int, ...], mask_size: int, rngs: nnx.Rngs, dtype):
+    def __init__(self, dim: int, hidden_dims: tuple[int, ...], mask_size: int, rngs: nnx.Rngs, dtype,
+                 init_bounds: str):
         widths = (dim, *hidden_dims, mask_size)
         # fc1, fc2, fc3 ... map to the PyTorch Sequential indices decoder.0, .2, .4 (ReLUs in between).
         for index, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:]), start=1):
-            setattr(self, f"fc{index}", nnx.Linear(fan_in, fan_out, dtype=dtype, kernel_init=trunc_normal(0.02),
-                                                   rngs=rngs))
+            setattr(self, f"fc{index}", nnx.Linear(fan_in, fan_out, dtype=dtype,
+                                                   kernel_init=trunc_normal(0.02, bounds=init_bounds), rngs=rngs))
         self.num_layers = len(widths) - 1
 
     def __call__(self, slots: jax.Array) -> jax.Array:
@@ -162,11 +164,13 @@ class DEVIAS(VisionTransformer):
         dim = cfg.vit.embed_dim
         dtype = cfg.vit.compute_dtype
         self.slot_attention = SlotAttention(cfg.slots, rngs=rngs)
-        self.mask_predictor = MaskDecoder(dim, cfg.mask_decoder_dims, cfg.mask_size, rngs, dtype)
+        self.mask_predictor = MaskDecoder(dim, cfg.mask_decoder_dims, cfg.mask_size, rngs, dtype,
+                                          cfg.vit.init_bounds)
         # The ViT set head / head_dropout to None (static); mark the replacements as data.
         self.head_dropout = nnx.data(nnx.Dropout(cfg.head_dropout))
         self.head = nnx.data(nnx.Linear(dim, cfg.num_outputs, dtype=dtype,
-                                        kernel_init=trunc_normal(0.02, cfg.head_init_scale), rngs=rngs))
+                                        kernel_init=trunc_normal(0.02, cfg.head_init_scale, cfg.vit.init_bounds),
+                                        rngs=rngs))
 
     def __call__(self, clips: jax.Array, train: bool = False, rngs: nnx.Rngs | None = None) -> dict[str, jax.Array]:
         cfg = self.devias_cfg
@@ -216,11 +220,12 @@ class DEVIASDownstream(VisionTransformer):
             self.slot_attention = SlotAttention(cfg.slots, rngs=rngs)
             self.fusion_head = ConcatFusionHead(dim, num_classes, rngs=rngs, dropout=cfg.head_dropout,
                                                 fusion_norm=fusion_norm, init_scale=cfg.head_init_scale,
-                                                dtype=dtype)
+                                                dtype=dtype, init_bounds=cfg.vit.init_bounds)
         else:
             self.slot_attention = None
             self.fusion_head = GAPHead(dim, num_classes, rngs=rngs, dropout=cfg.head_dropout,
-                                       init_scale=cfg.head_init_scale, dtype=dtype)
+                                       init_scale=cfg.head_init_scale, dtype=dtype,
+                                       init_bounds=cfg.vit.init_bounds)
 
     def __call__(self, clips: jax.Array, train: bool = False, rngs: nnx.Rngs | None = None) -> dict[str, jax.Array]:
         tokens = self.encode(clips, train, rngs)  # (B, N, D)

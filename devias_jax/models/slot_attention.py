@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from devias_jax.models.vit import gelu_exact, trunc_normal
+from devias_jax.models.vit import check_init_bounds, gelu_exact, trunc_normal
 
 SOFTMAX_AXES = ("slots", "keys")
 
@@ -34,6 +34,7 @@ class SlotAttentionConfig:
     softmax_axis: str = "slots"  # slots (paper) | keys (conventional cross-attention; ablation)
     tied: bool = True  # one parameter set for all iterations (paper: better than untied)
     latent_init_scale: float = 1.0  # std of the learned initial slots (official: N(0, 1))
+    init_bounds: str = "std"  # trunc_normal's cut for every Linear (models/vit.py INIT_BOUNDS)
     norm_eps: float = 1e-5  # torch LayerNorm default, used by every LN of this module
     renorm_eps: float = 1e-7  # A / (sum over tokens + eps)
     dtype: str = "float32"
@@ -46,6 +47,7 @@ class SlotAttentionConfig:
             raise ValueError(f"config.model.slot_iterations={self.num_iterations}; expected >= 1")
         if self.softmax_axis not in SOFTMAX_AXES:
             raise ValueError(f"config.model.slot_softmax_axis={self.softmax_axis!r}; expected one of {SOFTMAX_AXES}")
+        check_init_bounds(self.init_bounds)
         if self.num_heads < 1 or self.head_dim < 1:
             raise ValueError(f"config.model.slot_heads={self.num_heads} / slot_head_dim={self.head_dim} "
                              "must be positive")
@@ -55,10 +57,11 @@ class SlotAttentionConfig:
         return self.num_heads * self.head_dim
 
 
-def _linear(in_features: int, out_features: int, rngs: nnx.Rngs, dtype, use_bias: bool = True) -> nnx.Linear:
+def _linear(in_features: int, out_features: int, rngs: nnx.Rngs, dtype, bounds: str,
+            use_bias: bool = True) -> nnx.Linear:
     # The official model re-initialises every nn.Linear with trunc-normal 0.02 and zero bias.
     return nnx.Linear(in_features, out_features, use_bias=use_bias, dtype=dtype,
-                      kernel_init=trunc_normal(0.02), rngs=rngs)
+                      kernel_init=trunc_normal(0.02, bounds=bounds), rngs=rngs)
 
 
 class CrossAttention(nnx.Module):
@@ -69,10 +72,10 @@ class CrossAttention(nnx.Module):
         self.cfg = cfg
         self.norm = nnx.LayerNorm(cfg.dim, epsilon=cfg.norm_eps, dtype=dtype, rngs=rngs)
         self.norm_context = nnx.LayerNorm(cfg.dim, epsilon=cfg.norm_eps, dtype=dtype, rngs=rngs)
-        self.to_q = _linear(cfg.dim, cfg.inner_dim, rngs, dtype, use_bias=False)
-        self.to_k = _linear(cfg.dim, cfg.inner_dim, rngs, dtype, use_bias=False)
-        self.to_v = _linear(cfg.dim, cfg.inner_dim, rngs, dtype, use_bias=False)
-        self.to_out = _linear(cfg.inner_dim, cfg.dim, rngs, dtype)
+        self.to_q = _linear(cfg.dim, cfg.inner_dim, rngs, dtype, cfg.init_bounds, use_bias=False)
+        self.to_k = _linear(cfg.dim, cfg.inner_dim, rngs, dtype, cfg.init_bounds, use_bias=False)
+        self.to_v = _linear(cfg.dim, cfg.inner_dim, rngs, dtype, cfg.init_bounds, use_bias=False)
+        self.to_out = _linear(cfg.inner_dim, cfg.dim, rngs, dtype, cfg.init_bounds)
 
     def keys_values(self, tokens: jax.Array) -> tuple[jax.Array, jax.Array]:
         """(B, N, D) tokens -> k, v (B, N, heads, head_dim); independent of the slots."""
@@ -101,8 +104,8 @@ class FeedForward(nnx.Module):
         dtype = jnp.dtype(cfg.dtype)
         hidden = int(cfg.dim * cfg.mlp_ratio)
         self.norm = nnx.LayerNorm(cfg.dim, epsilon=cfg.norm_eps, dtype=dtype, rngs=rngs)
-        self.fc1 = _linear(cfg.dim, hidden, rngs, dtype)
-        self.fc2 = _linear(hidden, cfg.dim, rngs, dtype)
+        self.fc1 = _linear(cfg.dim, hidden, rngs, dtype, cfg.init_bounds)
+        self.fc2 = _linear(hidden, cfg.dim, rngs, dtype, cfg.init_bounds)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         return self.fc2(gelu_exact(self.fc1(self.norm(x))))

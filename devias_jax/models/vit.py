@@ -25,6 +25,10 @@ SIZES: dict[str, tuple[int, int, int]] = {
 }
 
 POOLINGS = ("mean", "cls", "none")
+# Where trunc_normal cuts: 'std' at +-2 standard deviations (JAX's convention: at std 0.02 the draw's std
+# is 0.8796 * 0.02); 'absolute' at +-2 in weight units, as timm's trunc_normal_(w, std=.02) in the official
+# code (at std 0.02 that is +-100 std, in effect an untruncated N(0, 0.02^2)).
+INIT_BOUNDS = ("std", "absolute")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +59,7 @@ class ViTConfig:
     num_classes: int = 0  # 0: no head
     head_init_scale: float = 0.001
     head_dropout: float = 0.0
+    init_bounds: str = "std"  # trunc_normal's cut for every Linear and learned token (INIT_BOUNDS)
     dtype: str = "float32"  # compute dtype; parameters are always float32
     remat: bool = False
     attention_impl: str | None = None  # None / "xla" / "cudnn" (jax.nn.dot_product_attention)
@@ -68,6 +73,7 @@ class ViTConfig:
             raise ValueError(f"embed_dim={self.embed_dim} is not divisible by num_heads={self.num_heads}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling={self.pooling!r}; expected one of {POOLINGS}")
+        check_init_bounds(self.init_bounds)
         if self.pooling == "cls" and self.num_prefix_tokens < 1:
             raise ValueError("pooling='cls' needs num_prefix_tokens >= 1")
         if self.pooling == "none" and self.num_classes:
@@ -117,9 +123,33 @@ def sinusoid_table(num_positions: int, dim: int) -> np.ndarray:
     return table.astype(np.float32)
 
 
-def trunc_normal(std: float = 0.02, scale: float = 1.0):
-    """Truncated normal at +-2 std (timm's trunc_normal_), optionally scaled (head init x0.001)."""
-    base = jax.nn.initializers.truncated_normal(stddev=std, lower=-2.0, upper=2.0)
+def check_init_bounds(bounds: str) -> None:
+    if bounds not in INIT_BOUNDS:
+        raise ValueError(f"config.model.init_bounds={bounds!r}; expected one of {INIT_BOUNDS}")
+
+
+# The float32 normal sampler never draws beyond ~5.5 std, so a cut at this many std or more changes
+# nothing: a plain normal draw is then the truncated normal.
+_UNREACHABLE_STDS = 6.0
+
+
+def trunc_normal(std: float = 0.02, scale: float = 1.0, bounds: str = "std"):
+    """Truncated N(0, std^2) initializer, optionally scaled afterwards (head init x0.001).
+
+    bounds='std': the cut is at +-2 * std (JAX's convention; the draw's std is 0.8796 * std).
+    bounds='absolute': the cut is at +-2 in weight units, as timm's trunc_normal_(w, std=std) in the
+    official code (at std 0.02: +-100 std, so the draw is N(0, std^2) to float32 precision).
+    Both use one key per call, so the same rngs give the same keys under either choice."""
+    check_init_bounds(bounds)
+    if bounds == "std":
+        base = jax.nn.initializers.truncated_normal(stddev=std, lower=-2.0, upper=2.0)
+    elif 2.0 / std >= _UNREACHABLE_STDS:
+        # jax.random.truncated_normal at +-100 std maps a uniform draw of exactly -1 to the bound (-2.0):
+        # about one weight in 8 million. The normal sampler has no such point (and no reachable cut).
+        def base(key, shape, dtype=jnp.float32):
+            return std * jax.random.normal(key, shape, dtype)
+    else:
+        base = jax.nn.initializers.truncated_normal(stddev=std, lower=-2.0 / std, upper=2.0 / std)
 
     def init(key, shape, dtype=jnp.float32):
         return base(key, shape, dtype) * scale
@@ -127,10 +157,10 @@ def trunc_normal(std: float = 0.02, scale: float = 1.0):
     return init
 
 
-def _linear(in_features: int, out_features: int, rngs: nnx.Rngs, dtype, use_bias: bool = True,
+def _linear(in_features: int, out_features: int, rngs: nnx.Rngs, dtype, bounds: str, use_bias: bool = True,
             init_scale: float = 1.0) -> nnx.Linear:
     return nnx.Linear(in_features, out_features, use_bias=use_bias, dtype=dtype,
-                      kernel_init=trunc_normal(0.02, init_scale), rngs=rngs)
+                      kernel_init=trunc_normal(0.02, init_scale, bounds), rngs=rngs)
 
 
 def gelu_exact(x: jax.Array) -> jax.Array:
@@ -211,13 +241,13 @@ class Attention(nnx.Module):
         dim = cfg.embed_dim
         self.num_heads = cfg.num_heads
         self.attention_impl = cfg.attention_impl
-        self.qkv = _linear(dim, 3 * dim, rngs, cfg.compute_dtype, use_bias=False)
+        self.qkv = _linear(dim, 3 * dim, rngs, cfg.compute_dtype, cfg.init_bounds, use_bias=False)
         if cfg.qv_bias:
             self.q_bias = nnx.Param(jnp.zeros((dim,), jnp.float32))
             self.v_bias = nnx.Param(jnp.zeros((dim,), jnp.float32))
         else:
             self.q_bias = self.v_bias = None
-        self.proj = _linear(dim, dim, rngs, cfg.compute_dtype)
+        self.proj = _linear(dim, dim, rngs, cfg.compute_dtype, cfg.init_bounds)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         batch, length, dim = x.shape
@@ -234,9 +264,9 @@ class Attention(nnx.Module):
 
 
 class Mlp(nnx.Module):
-    def __init__(self, dim: int, hidden: int, rngs: nnx.Rngs, dtype):
-        self.fc1 = _linear(dim, hidden, rngs, dtype)
-        self.fc2 = _linear(hidden, dim, rngs, dtype)
+    def __init__(self, dim: int, hidden: int, rngs: nnx.Rngs, dtype, init_bounds: str):
+        self.fc1 = _linear(dim, hidden, rngs, dtype, init_bounds)
+        self.fc2 = _linear(hidden, dim, rngs, dtype, init_bounds)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         return self.fc2(gelu_exact(self.fc1(x)))
@@ -250,7 +280,7 @@ class Block(nnx.Module):
         self.norm1 = nnx.LayerNorm(dim, epsilon=cfg.norm_eps, dtype=cfg.compute_dtype, rngs=rngs)
         self.attn = Attention(cfg, rngs)
         self.norm2 = nnx.LayerNorm(dim, epsilon=cfg.norm_eps, dtype=cfg.compute_dtype, rngs=rngs)
-        self.mlp = Mlp(dim, int(dim * cfg.mlp_ratio), rngs, cfg.compute_dtype)
+        self.mlp = Mlp(dim, int(dim * cfg.mlp_ratio), rngs, cfg.compute_dtype, cfg.init_bounds)
         self.drop_path = DropPath(drop_path)
         if cfg.layer_scale_init > 0:
             self.gamma_1 = nnx.Param(jnp.full((dim,), cfg.layer_scale_init, jnp.float32))
@@ -280,7 +310,7 @@ class VisionTransformer(nnx.Module):
         self.cfg = cfg
         dim = cfg.embed_dim
         self.patch_embed = PatchEmbed(cfg, rngs)
-        init = trunc_normal(0.02)
+        init = trunc_normal(0.02, bounds=cfg.init_bounds)
         self.cls_token = (nnx.Param(init(rngs.params(), (1, cfg.num_prefix_tokens, dim)))
                           if cfg.num_prefix_tokens else None)
         self.suffix_token = (nnx.Param(init(rngs.params(), (1, cfg.num_suffix_tokens, dim)))
@@ -292,7 +322,8 @@ class VisionTransformer(nnx.Module):
         self.fc_norm = (nnx.LayerNorm(dim, epsilon=cfg.norm_eps, dtype=cfg.compute_dtype, rngs=rngs)
                         if cfg.pooling == "mean" else None)
         self.head_dropout = nnx.Dropout(cfg.head_dropout) if cfg.num_classes else None
-        self.head = (_linear(dim, cfg.num_classes, rngs, cfg.compute_dtype, init_scale=cfg.head_init_scale)
+        self.head = (_linear(dim, cfg.num_classes, rngs, cfg.compute_dtype, cfg.init_bounds,
+                             init_scale=cfg.head_init_scale)
                      if cfg.num_classes else None)
 
     def encode(self, clips: jax.Array, train: bool = False, rngs: nnx.Rngs | None = None) -> jax.Array:
