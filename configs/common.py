@@ -187,6 +187,15 @@ def augment_config() -> ml_collections.ConfigDict:
         # the background clip as it is, its own actor included (official) / 'inpaint': its own FAME
         # foreground filled from the background around it (masks.inpaint_foreground)
         "scene_mix_background": "clip",
+        # the mixed clip's action target: clip i's label (official) / 'shared': the background clip's
+        # actor, where it stays visible, gets its share of the label (masks.background_actor_share)
+        "scene_mix_action": "foreground",
+        # the background clip: a random other clip of the (per-device) batch (official) / 'overlap': the
+        # other clip whose own FAME foreground the pasted one hides best (masks.overlap_partners)
+        "scene_mix_partner": "random",
+        # fraction of training over which the scene-mix probability ramps linearly from 0 to
+        # scene_mix_prob (0: the full probability from the first step, as the paper)
+        "scene_mix_ramp": 0.0,
         "background_erase_max": 0.0,  # BE lambda ~ U[0, max) (0.3 for the BE baseline); 0 disables
         "mixup_alpha": 0.0,  # One-Token recipe: 0.8
         "cutmix_alpha": 0.0,  # One-Token recipe: 1.0

@@ -21,6 +21,8 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "model.init_bounds": ("std", "absolute"),
     "loss.cos_mode": ("signed", "abs"),
     "augment.scene_mix_background": ("clip", "inpaint"),
+    "augment.scene_mix_action": ("foreground", "shared"),
+    "augment.scene_mix_partner": ("random", "overlap"),
     "loss.scene_target": ("label", "teacher"),
     "loss.matching": ("exact", "scipy", "greedy", "hard"),
     "data.scene_source": ("list", "teacher", "none"),
@@ -56,7 +58,7 @@ PROBABILITIES: list[str] = ["model.drop_path_rate", "model.head_dropout", "loss.
                             "augment.background_erase_max", "augment.mixup_switch_prob",
                             "augment.random_erase_prob", "optim.b1", "optim.b2"]
 # dotted keys that are probabilities where 1 is allowed: [0, 1].
-CLOSED_PROBABILITIES: list[str] = ["augment.scene_mix_prob", "augment.rand_augment_prob", "augment.mixup_prob"]
+CLOSED_PROBABILITIES: list[str] = ["augment.scene_mix_prob", "augment.scene_mix_ramp", "augment.rand_augment_prob", "augment.mixup_prob"]
 
 
 # config.data fields -> the type each must have (ml_collections checks overrides of existing fields,

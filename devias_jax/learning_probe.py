@@ -5,7 +5,9 @@ encoding or decoding), trains a method of configs/demo.py with the trainer's own
 (`train.build_step`: FAME masks, scene mix, matching and losses as in a real run) on one device, and
 scores action and scene top-1 on val_seen / val_unseen (one centred temporal view, no crops). Training
 clips get no spatial augmentation (the temporal window is drawn like the trainer's). Used by
-scripts/slot_learning_probe.py and by the learning test (tests/test_learning.py).
+scripts/slot_learning_probe.py and by the learning test (tests/test_learning.py). The scene-mix oracle
+(`render_with_oracles`, `oracle_augment`; scripts/scene_mix_oracle_probe.py) mixes with what the
+generator knows and FAME guesses: actor-free backgrounds and the true actor masks.
 """
 
 from __future__ import annotations
@@ -14,17 +16,18 @@ import ast
 import json
 import os
 import time
+from unittest import mock
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from devias_jax import sharding
+from devias_jax import masks, sharding, train
 from devias_jax.config_loading import load_config
 from devias_jax.config_validation import validate
 from devias_jax.data import decode, synthetic
 from devias_jax.preprocess import normalize_uint8
-from devias_jax.train import build_step
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository (configs/)
 
@@ -100,7 +103,7 @@ def run_method(method: str, spec: synthetic.Spec, train, evals, *, steps: int, e
     frames_per_clip, stride = int(config.model.num_frames), int(config.data.frame_stride)
     batch_size = int(config.train.batch_size)
     mesh = sharding.make_mesh(1, num_devices=1)
-    parts = build_step(config, mesh, global_batch=batch_size, total_steps=steps,
+    parts = train.build_step(config, mesh, global_batch=batch_size, total_steps=steps,
                        warmup_steps=max(1, steps // 15))
     state = parts.init_state(jax.random.fold_in(jax.random.key(config.seed), 0))
 
@@ -144,3 +147,48 @@ def render_evals(spec: synthetic.Spec, config) -> dict[str, tuple[np.ndarray, np
         clips, action, scene = render_split(spec, split)
         evals[split] = (clips[:, index], action, scene)
     return evals
+
+
+# ------------------------------------------------------------------ the scene-mix oracle probe
+
+def render_with_oracles(spec: synthetic.Spec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Training split as (N, T, H, W, 7) uint8: the clip, its actor-free render, the true actor mask x 255."""
+    layout = synthetic.plan(spec)["train"]
+    split = synthetic.SPLITS.index("train")
+    frames = np.empty((len(layout), spec.frames, spec.height, spec.width, 7), np.uint8)
+    for number, (action, scene) in enumerate(layout):
+        clip, actor = synthetic.render_clip(spec, action, scene, np.random.default_rng([spec.seed, split, number]))
+        # the same draw without the actor: render_background comes first, so scene and texture match
+        frames[number, ..., 3:6] = synthetic.render_clip(spec, -1, scene,
+                                                         np.random.default_rng([spec.seed, split, number]))[0]
+        frames[number, ..., :3] = clip
+        frames[number, ..., 6] = actor.astype(np.uint8) * 255
+    labels = np.asarray(layout, np.int32).reshape(-1, 2)
+    return frames, labels[:, 0], labels[:, 1]
+
+
+def oracle_augment(background: str, paste: str):
+    """train.device_augment with the scene mix's pixels taken from the oracle channels."""
+    real_augment = train.device_augment
+
+    def augment(config, key, clips01, targets, *, groups, mix_scale=1.0):
+        clips01, actor_free, actor = clips01[..., :3], clips01[..., 3:6], clips01[..., 6:7]  # (B, T, H, W, c)
+
+        def mix(key, clips, clip_mask, prob, groups=1, background_mode="clip", partner="random", **_):
+            if groups != 1:
+                raise ValueError("the oracle probe runs on one device (one mixing group)")
+            perm_key, keep_key = jax.random.split(key)
+            size = clips.shape[0]
+            perm = jax.random.permutation(perm_key, size)
+            mixed = jax.random.uniform(keep_key, (size,)) < prob
+            where = actor > 0.5 if paste == "true" else (clip_mask > 0.5)[:, None, :, :, None]
+            backgrounds = (actor_free if background == "actor_free" else clips)[perm]
+            out = jnp.where(mixed[:, None, None, None, None], jnp.where(where, clips, backgrounds), clips)
+            return out, jnp.where(mixed, perm, jnp.arange(size)).astype(jnp.int32), mixed
+
+        # the trainer's augmentation with this scene mix in place of masks.scene_mix (FAME targets, the
+        # scene label swap and the rest unchanged); tracing happens inside, so the swap is scoped
+        with mock.patch.object(masks, "scene_mix", mix):
+            return real_augment(config, key, clips01, targets, groups=groups, mix_scale=mix_scale)
+
+    return augment

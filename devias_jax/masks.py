@@ -193,6 +193,7 @@ def _grouped(fn, groups: int, batch: int):
 
 
 SCENE_MIX_BACKGROUNDS = ("clip", "inpaint")
+SCENE_MIX_PARTNERS = ("random", "overlap")
 
 
 def _box_sum(x: jax.Array, radius: int, axis: int) -> jax.Array:
@@ -222,27 +223,44 @@ def inpaint_foreground(clips: jax.Array, clip_mask: jax.Array) -> jax.Array:
     return jnp.where(keep > 0, clips, fill)
 
 
-@functools.partial(jax.jit, static_argnames=("groups", "background"))
+def overlap_partners(key: jax.Array, clip_mask: jax.Array) -> jax.Array:
+    """For each clip i the other clip j whose FAME foreground lies most inside i's (the fewest of j's
+    foreground pixels outside i's mask), ties broken at random. clip_mask (S, H, W) -> (S,) int32.
+    Several clips may share one background; a group of one keeps its own clip."""
+    size = clip_mask.shape[0]
+    flat = (clip_mask > 0.5).reshape(size, -1).astype(jnp.float32)  # (S, HW)
+    visible = flat.sum(-1)[None, :] - flat @ flat.T  # (S, S): [i, j] = j's foreground outside i's
+    visible = visible + 0.5 * jax.random.uniform(key, (size, size))  # < 1 pixel: only breaks ties
+    visible = jnp.where(jnp.eye(size, dtype=bool), jnp.inf, visible)
+    return jnp.argmin(visible, axis=1).astype(jnp.int32)
+
+
+@functools.partial(jax.jit, static_argnames=("groups", "background", "partner"))
 def scene_mix(key: jax.Array, clips: jax.Array, clip_mask: jax.Array, prob: float, groups: int = 1,
-              background: str = "clip") -> tuple[jax.Array, jax.Array, jax.Array]:
+              background: str = "clip", partner: str = "random") -> tuple[jax.Array, jax.Array, jax.Array]:
     """Pastes each clip's foreground on another clip's background (REFERENCE §6).
 
     fused_i = B_pi(i) (1 - m_i) + V_i m_i for a random permutation pi within each of `groups` contiguous
     chunks (groups = number of devices keeps the mix per device), kept with probability `prob`.
     `background` 'clip' (official): B = V, the other clip as it is, its own actor included where m_i
     is 0; 'inpaint': B = V with its own foreground m_pi(i) filled from the background around it
-    (`inpaint_foreground`), so the mixed clip shows one actor.
+    (`inpaint_foreground`), so the mixed clip shows one actor. `partner` 'random' (official): pi is a
+    random permutation; 'overlap': each clip's background is the other clip whose own foreground it
+    hides best (`overlap_partners`), so less of a second actor shows.
     clips (B, T, H, W, C) any dtype (returned in it), clip_mask (B, H, W) 0/1.
     Returns (clips, background (B,) int32 = pi(i) where mixed else i, mixed (B,) bool): the action
     label and the masks stay clip i's; the scene label becomes scene[background]."""
     if background not in SCENE_MIX_BACKGROUNDS:
         raise ValueError(f"background={background!r}; expected one of {SCENE_MIX_BACKGROUNDS}")
+    if partner not in SCENE_MIX_PARTNERS:
+        raise ValueError(f"partner={partner!r}; expected one of {SCENE_MIX_PARTNERS}")
     batch = clips.shape[0]
 
     def mix(key, clips, clip_mask):
         size = clips.shape[0]
         perm_key, keep_key = jax.random.split(key)
-        perm = jax.random.permutation(perm_key, size)
+        perm = (jax.random.permutation(perm_key, size) if partner == "random"
+                else overlap_partners(perm_key, clip_mask))
         mixed = jax.random.uniform(keep_key, (size,)) < prob
         foreground = (clip_mask > 0.5)[:, None, :, :, None]
         backgrounds = clips[perm]
@@ -259,6 +277,19 @@ def scene_mix(key: jax.Array, clips: jax.Array, clip_mask: jax.Array, prob: floa
     out, background_index, mixed = _grouped(mix, groups, batch)(key, clips, clip_mask)
     offsets = (jnp.arange(batch) // (batch // groups)) * (batch // groups)
     return out, (background_index + offsets).astype(jnp.int32), mixed
+
+
+def background_actor_share(clip_mask: jax.Array, background: jax.Array) -> jax.Array:
+    """Share of a scene-mixed clip's action that belongs to the background clip's own actor.
+
+    clip_mask (B, H, W) FAME foregrounds (0/1, the same count per clip), background (B,) int from
+    `scene_mix` (i where clip i was not mixed). The background clip's foreground outside clip i's stays
+    visible in the mix: share_i = visible / (own + visible) in [0, 1/2], 0 for unmixed clips. (B,) float32."""
+    own = clip_mask.reshape(clip_mask.shape[0], -1).astype(jnp.float32)  # (B, HW)
+    other = own[background]  # (B, HW): the background clip's foreground
+    visible = (other * (1.0 - own)).sum(-1)
+    share = visible / jnp.maximum(own.sum(-1) + visible, 1.0)
+    return jnp.where(background == jnp.arange(background.shape[0]), 0.0, share)
 
 
 @jax.jit

@@ -144,13 +144,16 @@ def build_step(config: Any, mesh, *, global_batch: int, total_steps: int, warmup
     dropout_root = jax.random.fold_in(root_key, 1)
     augment_root = jax.random.fold_in(root_key, 2)
     mix_groups = config.augment.mix_groups or int(np.prod([mesh.shape[a] for a in sharding.BATCH_AXES]))
+    # scene mixing ramps up linearly over the first `scene_mix_ramp` of training (0: full from step 0)
+    mix_ramp_steps = int(round(float(config.augment.get("scene_mix_ramp", 0.0)) * total_steps))
 
     def train_step(state, batch, frozen):
         step = state["step"]
         clips01 = to_unit(batch["clips"])  # (B, T, H, W, 3) in [0, 1]
         targets = {"action": batch["action"], "scene": batch["scene"]}
+        mix_scale = jnp.clip(step.astype(jnp.float32) / mix_ramp_steps, 0.0, 1.0) if mix_ramp_steps else 1.0
         clips, targets = device_augment(config, jax.random.fold_in(augment_root, step), clips01, targets,
-                                        groups=mix_groups)
+                                        groups=mix_groups, mix_scale=mix_scale)
         if teacher_graphdef is not None:  # scene targets from the frozen teacher on the clip as trained
             teacher = nnx.merge(teacher_graphdef, frozen["teacher"])
             targets.pop("scene")

@@ -21,12 +21,13 @@ def uses_mixup(config: Any) -> bool:
 
 
 def device_augment(config: Any, key: jax.Array, clips01: jax.Array, targets: dict[str, jax.Array], *,
-                   groups: int) -> tuple[jax.Array, dict[str, jax.Array]]:
+                   groups: int, mix_scale: jax.Array | float = 1.0) -> tuple[jax.Array, dict[str, jax.Array]]:
     """clips01 (B, T, H, W, 3) in [0, 1] -> (normalised model input, targets for losses.compute_loss).
 
     Scene mix permutes within `groups` contiguous chunks of the batch (one per device by default, as
     the official per-GPU mixing). The action label and the mask targets stay the foreground clip's; the
-    scene label becomes the background clip's.
+    scene label becomes the background clip's. `mix_scale` in [0, 1] multiplies the scene-mix
+    probability (the trainer's ramp, `augment.scene_mix_ramp`).
     """
     aug = config.augment
     targets = dict(targets)
@@ -42,13 +43,20 @@ def device_augment(config: Any, key: jax.Array, clips01: jax.Array, targets: dic
         targets["clip_mask_target"] = fame["m_clip"]  # (B, H/16 * W/16)
         targets["tubelet_mask_target"] = fame["m_tub"]  # (B, N) in token order
     if aug.scene_mix_prob > 0:
-        clips01, background, _ = masks.scene_mix(mix_key, clips01, fame["clip_mask"], aug.scene_mix_prob,
-                                                 groups=groups, background=aug.scene_mix_background)
+        clips01, background, _ = masks.scene_mix(mix_key, clips01, fame["clip_mask"], aug.scene_mix_prob * mix_scale,
+                                                 groups=groups, background=aug.scene_mix_background,
+                                                 partner=aug.scene_mix_partner)
+        if aug.scene_mix_action == "shared":  # the background clip's visible actor shares the label
+            share = masks.background_actor_share(fame["clip_mask"], background)[:, None]  # (B, 1)
+            own = masks.smooth_one_hot(targets["action"], config.model.num_actions, config.loss.label_smoothing)
+            targets["action_soft"] = (1.0 - share) * own + share * own[background]
         targets["scene"] = targets["scene"][background]
     if aug.background_erase_max > 0:
         clips01 = masks.background_erase(erase_key, clips01, aug.background_erase_max)
     if uses_mixup(config):
-        soft = masks.smooth_one_hot(targets["action"], config.model.num_actions, config.loss.label_smoothing)
+        soft = targets.get("action_soft")
+        if soft is None:
+            soft = masks.smooth_one_hot(targets["action"], config.model.num_actions, config.loss.label_smoothing)
         clips01, soft, _ = masks.mixup_cutmix(mixup_key, clips01, soft, mixup_alpha=aug.mixup_alpha,
                                               cutmix_alpha=aug.cutmix_alpha, switch_prob=aug.mixup_switch_prob,
                                               prob=aug.mixup_prob)

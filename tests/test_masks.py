@@ -246,6 +246,65 @@ def test_scene_mix_per_group_stays_in_its_group():
     np.testing.assert_array_equal(np.asarray(out)[:, 0, 0, 0, 0], background)  # mask 0: all background
 
 
+def test_background_actor_share_counts_the_other_foreground_left_visible():
+    """Clip 0's mask covers columns 0..3, clip 1's columns 2..5, clip 2's columns 0..3 (4 x 16 each)."""
+    clip_mask = jnp.zeros((3, 16, 16))
+    clip_mask = clip_mask.at[0, :, 0:4].set(1.0).at[1, :, 2:6].set(1.0).at[2, :, 0:4].set(1.0)
+    background = jnp.array([1, 0, 2])  # 0 on 1's background, 1 on 0's, 2 not mixed
+    share = np.asarray(masks.background_actor_share(clip_mask, background))
+    # clip 0: 1's columns 4..5 stay visible (32 px) next to its own 64 px -> 32 / 96
+    np.testing.assert_allclose(share, [32 / 96, 32 / 96, 0.0], rtol=1e-6)
+    fully_hidden = masks.background_actor_share(clip_mask, jnp.array([2, 1, 0]))  # 0 and 2 share one mask
+    np.testing.assert_allclose(np.asarray(fully_hidden), [0.0, 0.0, 0.0])
+
+
+def test_shared_scene_mix_action_target_gives_the_visible_actor_its_share():
+    from devias_jax.config_loading import load_config
+    from devias_jax.train_augment import device_augment
+
+    config = load_config(os.path.join(ROOT, "configs", "demo.py:method=devias"))
+    config.augment.update(scene_mix_prob=1.0, scene_mix_action="shared")
+    clips = jax.random.uniform(jax.random.key(0), (4, 4, 64, 64, 3))  # noise: the FAME masks differ
+    labels = np.array([0, 1, 2, 3])
+    targets = {"action": jnp.asarray(labels), "scene": jnp.array([0, 1, 0, 1])}
+    _, out = device_augment(config, jax.random.key(1), clips, targets, groups=1)
+    soft = np.asarray(out["action_soft"])  # (4, 6)
+    np.testing.assert_allclose(soft.sum(-1), 1.0, rtol=1e-6)
+    own = soft[np.arange(4), labels]
+    assert (own >= 0.5 - 1e-6).all() and (own < 1.0).any()  # the pasted actor keeps at least half
+    assert ((soft > 0).sum(-1) <= 2).all()  # the rest goes to one other clip's action
+    config.augment.scene_mix_action = "foreground"
+    _, official = device_augment(config, jax.random.key(1), clips, targets, groups=1)
+    assert "action_soft" not in official  # the official target is clip i's label alone
+
+
+def test_overlap_partners_pick_the_background_whose_actor_is_hidden_best():
+    """Masks (16 x 16): clip 0 columns 0..7, clip 1 columns 0..3 (inside clip 0's), clip 2 columns 8..15."""
+    clip_mask = jnp.zeros((3, 16, 16)).at[0, :, :8].set(1.0).at[1, :, :4].set(1.0).at[2, :, 8:].set(1.0)
+    # visible [i, j] = j's foreground outside i's: row 0 (-, 0, 128), row 1 (64, -, 128), row 2 (128, 64, -)
+    np.testing.assert_array_equal(np.asarray(masks.overlap_partners(jax.random.key(0), clip_mask)), [1, 0, 1])
+    clips = _labelled_clips(3)
+    _, background, mixed = masks.scene_mix(jax.random.key(0), clips, clip_mask,
+                                           prob=1.0, partner="overlap")
+    np.testing.assert_array_equal(np.asarray(background), [1, 0, 1])
+    with pytest.raises(ValueError, match="partner"):
+        masks.scene_mix(jax.random.key(0), clips, clip_mask, prob=1.0, partner="nearest")
+
+
+def test_scene_mix_ramp_scale_zero_mixes_nothing():
+    from devias_jax.config_loading import load_config
+    from devias_jax.train_augment import device_augment
+
+    config = load_config(os.path.join(ROOT, "configs", "demo.py:method=devias"))
+    assert config.augment.scene_mix_prob == 1.0
+    clips = jax.random.uniform(jax.random.key(0), (4, 4, 64, 64, 3))
+    targets = {"action": jnp.arange(4), "scene": jnp.arange(4)}
+    _, unmixed = device_augment(config, jax.random.key(1), clips, targets, groups=1, mix_scale=0.0)
+    np.testing.assert_array_equal(np.asarray(unmixed["scene"]), np.arange(4))
+    _, mixed = device_augment(config, jax.random.key(1), clips, targets, groups=1, mix_scale=1.0)
+    assert (np.asarray(mixed["scene"]) != np.arange(4)).any()
+
+
 def test_background_erase():
     clips = jnp.broadcast_to(jnp.arange(8.0)[None, :, None, None, None], (5, 8, 4, 4, 3))  # frame j == j
     for seed in range(5):
