@@ -23,7 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from devias_jax import masks, sharding, train
+from devias_jax import masks, sharding
+from devias_jax import train as trainer
 from devias_jax.config_loading import load_config
 from devias_jax.config_validation import validate
 from devias_jax.data import decode, synthetic
@@ -81,17 +82,17 @@ def method_config(method: str, overrides: list[str], seed: int, num_actions: int
 
 
 def evaluate(predict, params, clips: np.ndarray, action: np.ndarray, scene: np.ndarray, batch: int = 64):
-    """Action and scene top-1 (%) of `clips` (N, T, H, W, 3)."""
-    hits_action = hits_scene = 0
-    has_scene = True
+    """Action and scene top-1 (%) of `clips` (N, T, H, W, 3), and the action top-1 (%) of each class."""
+    action_pred, scene_pred = [], []
     for start in range(0, len(clips), batch):
         out = predict(params, clips[start:start + batch])
-        hits_action += int((np.asarray(out["action_logits"]).argmax(-1) == action[start:start + batch]).sum())
+        action_pred.append(np.asarray(out["action_logits"]).argmax(-1))
         if "scene_logits" in out:
-            hits_scene += int((np.asarray(out["scene_logits"]).argmax(-1) == scene[start:start + batch]).sum())
-        else:
-            has_scene = False
-    return 100.0 * hits_action / len(clips), (100.0 * hits_scene / len(clips) if has_scene else float("nan"))
+            scene_pred.append(np.asarray(out["scene_logits"]).argmax(-1))
+    action_pred = np.concatenate(action_pred)
+    per_class = [round(100.0 * float((action_pred[action == c] == c).mean()), 1) for c in np.unique(action)]
+    scene_top1 = 100.0 * float((np.concatenate(scene_pred) == scene).mean()) if scene_pred else float("nan")
+    return 100.0 * float((action_pred == action).mean()), scene_top1, per_class
 
 
 def run_method(method: str, spec: synthetic.Spec, train, evals, *, steps: int, eval_every: int,
@@ -103,7 +104,7 @@ def run_method(method: str, spec: synthetic.Spec, train, evals, *, steps: int, e
     frames_per_clip, stride = int(config.model.num_frames), int(config.data.frame_stride)
     batch_size = int(config.train.batch_size)
     mesh = sharding.make_mesh(1, num_devices=1)
-    parts = train.build_step(config, mesh, global_batch=batch_size, total_steps=steps,
+    parts = trainer.build_step(config, mesh, global_batch=batch_size, total_steps=steps,
                        warmup_steps=max(1, steps // 15))
     state = parts.init_state(jax.random.fold_in(jax.random.key(config.seed), 0))
 
@@ -129,8 +130,9 @@ def run_method(method: str, spec: synthetic.Spec, train, evals, *, steps: int, e
             record.update({k: round(float(np.mean([h[k] for h in host])), 4) for k in host[0]
                            if k.startswith("loss")})
             for name, (eval_clips, eval_action, eval_scene) in evals.items():
-                record[f"{name}_action"], record[f"{name}_scene"] = evaluate(
-                    predict, state["params"], eval_clips, eval_action, eval_scene)
+                (record[f"{name}_action"], record[f"{name}_scene"],
+                 record[f"{name}_action_per_class"]) = evaluate(predict, state["params"], eval_clips, eval_action,
+                                                                eval_scene)
             log(json.dumps(record))
             rows_log.append(record)
             if out_file:
@@ -168,8 +170,8 @@ def render_with_oracles(spec: synthetic.Spec) -> tuple[np.ndarray, np.ndarray, n
 
 
 def oracle_augment(background: str, paste: str):
-    """train.device_augment with the scene mix's pixels taken from the oracle channels."""
-    real_augment = train.device_augment
+    """trainer.device_augment (devias_jax/train.py) with the scene mix's pixels taken from the oracle channels."""
+    real_augment = trainer.device_augment
 
     def augment(config, key, clips01, targets, *, groups, mix_scale=1.0):
         clips01, actor_free, actor = clips01[..., :3], clips01[..., 3:6], clips01[..., 6:7]  # (B, T, H, W, c)
