@@ -15,9 +15,8 @@ from devias_jax import config_validation, load_model
 from devias_jax.config_loading import load_config
 from devias_jax.models import build_model
 from devias_jax.models.devias import devias_config_from, select_slots
-from devias_jax.weights import flat_params
 from tests.conftest import ROOT
-from tests.helpers import random_clips
+from tests.helpers import random_clips, truncated_normal_leaves
 
 C_A, C_S = 101, 365  # ucf101 recipe: 101 actions, Places365 scenes
 B, N, P, D = 2, 8, 4, 32  # smoke: 4 frames of 32x32 -> 2x2x2 tokens, 2x2 patches per frame, width 32
@@ -180,17 +179,6 @@ def test_num_actions_follows_num_classes_and_teacher_follows_clip_geometry():
 TRUNCATED_STD = 0.87962566  # std of a standard normal truncated at +-2
 
 
-def _drawn_and_rest(model) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Split the parameters into trunc_normal draws (Linear kernels, learned tokens) and the rest (patch
-    embedding conv, LayerNorms, biases, slot latents)."""
-    drawn, rest = {}, {}
-    for name, value in flat_params(model).items():
-        is_drawn = (name.endswith("/kernel") and not name.startswith("patch_embed/")) or name in (
-            "cls_token", "suffix_token")
-        (drawn if is_drawn else rest)[name] = value
-    return drawn, rest
-
-
 def _is_head(name: str) -> bool:  # the classifier Linears, initialised x head_init_scale
     return name.split("/")[-2:-1] in (["head"], ["scene_head"])
 
@@ -199,9 +187,9 @@ def _is_head(name: str) -> bool:  # the classifier Linears, initialised x head_i
                                               ("devias_downstream", {}),
                                               ("devias_downstream", {"model.fusion": "gap"})])
 def test_init_bounds_reach_every_trunc_normal_parameter(method, overrides):
-    ours, ours_rest = _drawn_and_rest(build_model(smoke_config(method, **overrides).model, rngs=nnx.Rngs(0)))
+    ours, ours_rest = truncated_normal_leaves(build_model(smoke_config(method, **overrides).model, rngs=nnx.Rngs(0)))
     config = smoke_config(method, **overrides, **{"model.init_bounds": "absolute"})
-    official, official_rest = _drawn_and_rest(build_model(config.model, rngs=nnx.Rngs(0)))
+    official, official_rest = truncated_normal_leaves(build_model(config.model, rngs=nnx.Rngs(0)))
     scale = config.model.head_init_scale
     assert set(ours) == set(official) and any(_is_head(name) for name in ours)
     if method == "devias":

@@ -7,7 +7,7 @@ import pytest
 from flax import nnx
 
 from devias_jax.models.vit import VisionTransformer, ViTConfig, sinusoid_table, trunc_normal
-from devias_jax.weights import flat_params
+from tests.helpers import truncated_normal_leaves
 
 TINY = dict(embed_dim=32, depth=2, num_heads=2, num_frames=4, img_size=32)
 
@@ -152,20 +152,10 @@ def test_trunc_normal_absolute_bounds_still_cut_when_they_are_within_reach():
         ViTConfig(**TINY, init_bounds="timm")
 
 
-def _truncated_normal_leaves(model: nnx.Module) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """('/'-joined path -> value) of the trunc_normal parameters (Linear kernels, learned tokens) and of the rest."""
-    drawn, rest = {}, {}
-    for name, value in flat_params(model).items():
-        is_drawn = (name.endswith("/kernel") and not name.startswith("patch_embed/")) or name in (
-            "cls_token", "suffix_token")
-        (drawn if is_drawn else rest)[name] = value
-    return drawn, rest
-
-
 def test_init_bounds_reach_every_linear_and_token_and_nothing_else():
     cfg = dict(TINY, pooling="cls", num_prefix_tokens=1, num_suffix_tokens=1, num_classes=7)
-    ours, ours_rest = _truncated_normal_leaves(VisionTransformer(ViTConfig(**cfg), rngs=nnx.Rngs(0)))
-    official, official_rest = _truncated_normal_leaves(
+    ours, ours_rest = truncated_normal_leaves(VisionTransformer(ViTConfig(**cfg), rngs=nnx.Rngs(0)))
+    official, official_rest = truncated_normal_leaves(
         VisionTransformer(ViTConfig(**cfg, init_bounds="absolute"), rngs=nnx.Rngs(0)))
     assert set(ours) == {"cls_token", "suffix_token", "head/kernel"} | {
         f"blocks/{i}/{name}/kernel" for i in range(2) for name in ("attn/qkv", "attn/proj", "mlp/fc1", "mlp/fc2")}
