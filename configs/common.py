@@ -387,12 +387,13 @@ def base_config(args: dict[str, Any]) -> ml_collections.ConfigDict:
     # One value under two names: the data's class counts are the model's (set either one).
     config.data.num_actions = config.model.get_ref("num_classes")
     config.data.num_scenes = config.model.get_ref("num_scenes")
-    # loss.official_compat is the one official switch; the optimizer's layer-id rule follows it
-    config.optim.official_layer_ids = config.loss.get_ref("official_compat")
-    config.augment.official_fill = config.loss.get_ref("official_compat")  # RandAugment fill (128, 128, 128)
-    # ... and so does the weight init (timm's absolute truncation bounds); setting it on its own cuts the link
-    config.model.init_bounds = follows(config.loss.get_ref("official_compat"),
-                                       lambda official: "absolute" if official else "std", str)
+    # loss.official_compat is the one official switch: the optimizer's layer-id rule, the RandAugment fill
+    # (128, 128, 128) and the weight init (timm's absolute truncation bounds) follow it; setting one of
+    # them on its own cuts its link and leaves the switch as it was
+    official = config.loss.get_ref("official_compat")
+    config.optim.official_layer_ids = follows(official, bool, bool)
+    config.augment.official_fill = follows(official, bool, bool)
+    config.model.init_bounds = follows(official, lambda on: "absolute" if on else "std", str)
     config.init_from = ""  # converted directory or PyTorch file to start from (after resume)
     return config
 

@@ -232,3 +232,10 @@ def test_official_compat_switches_the_init_and_the_field_can_be_set_on_its_own()
     config = load_config(recipe)
     config.loss.official_compat = True
     assert config.model.init_bounds == "absolute" and config.to_dict()["model"]["init_bounds"] == "absolute"
+    assert config.optim.official_layer_ids and config.augment.official_fill
+    # the other official fields follow the switch the same way and never write back into it
+    for key in ("optim.official_layer_ids", "augment.official_fill"):
+        config = load_config(recipe, {key: True})
+        assert not config.loss.official_compat and config.model.init_bounds == "std", key
+        config = load_config(recipe, {"loss.official_compat": True, key: False})
+        assert config.loss.official_compat and config.model.init_bounds == "absolute", key
