@@ -176,9 +176,14 @@ def oracle_augment(background: str, paste: str):
     def augment(config, key, clips01, targets, *, groups, mix_scale=1.0):
         clips01, actor_free, actor = clips01[..., :3], clips01[..., 3:6], clips01[..., 6:7]  # (B, T, H, W, c)
 
-        def mix(key, clips, clip_mask, prob, groups=1, background_mode="clip", partner="random", **_):
+        def mix(key, clips, clip_mask, prob, groups=1, **options):
             if groups != 1:
                 raise ValueError("the oracle probe runs on one device (one mixing group)")
+            chosen = {name: value for name, value in options.items()
+                      if value != {"background": "clip", "partner": "random"}.get(name)}
+            if chosen:  # the oracle replaces these choices: refuse rather than ignore them
+                raise ValueError(f"the scene-mix oracle replaces augment.scene_mix_{'/'.join(chosen)}; "
+                                 f"leave {chosen} at the official default")
             perm_key, keep_key = jax.random.split(key)
             size = clips.shape[0]
             perm = jax.random.permutation(perm_key, size)

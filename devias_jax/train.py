@@ -145,7 +145,7 @@ def build_step(config: Any, mesh, *, global_batch: int, total_steps: int, warmup
     augment_root = jax.random.fold_in(root_key, 2)
     mix_groups = config.augment.mix_groups or int(np.prod([mesh.shape[a] for a in sharding.BATCH_AXES]))
     # scene mixing ramps up linearly over the first `scene_mix_ramp` of training (0: full from step 0)
-    mix_ramp_steps = int(round(float(config.augment.get("scene_mix_ramp", 0.0)) * total_steps))
+    mix_ramp_steps = int(round(float(config.augment.scene_mix_ramp) * total_steps))
 
     def train_step(state, batch, frozen):
         step = state["step"]

@@ -6,6 +6,7 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from devias_jax import learning_probe as probe
 from devias_jax import masks
@@ -53,3 +54,8 @@ def test_true_paste_on_actor_free_backgrounds():
                                                                  np.where(actor[i], 0, free[j]), atol=tolerance)]
         assert sources, f"clip {i}: outside its actor the mix is no clip's actor-free render"
         assert int(targets["scene"][i]) in {int(scene[j]) for j in sources}
+    config.augment.scene_mix_partner = "overlap"  # a choice the oracle would replace is refused, not ignored
+    with pytest.raises(ValueError, match="scene_mix_partner"):
+        probe.oracle_augment("actor_free", "true")(config, jax.random.key(0), clips01,
+                                                  {"action": jnp.asarray(action), "scene": jnp.asarray(scene)},
+                                                  groups=1)
