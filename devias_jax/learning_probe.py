@@ -6,7 +6,7 @@ encoding or decoding), trains a method of configs/demo.py with the trainer's own
 scores action and scene top-1 on val_seen / val_unseen (one centred temporal view, no crops). Training
 clips get no spatial augmentation (the temporal window is drawn like the trainer's). Used by
 scripts/slot_learning_probe.py and by the learning test (tests/test_learning.py). The scene-mix oracle
-(`render_with_oracles`, `oracle_augment`; scripts/scene_mix_oracle_probe.py) mixes with what the
+(`render_with_oracles`, `oracle_augment`; scripts/slot_learning_probe.py --mix_*) mixes with what the
 generator knows and FAME guesses: actor-free backgrounds and the true actor masks.
 """
 

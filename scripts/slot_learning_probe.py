@@ -12,6 +12,13 @@ on val_seen / val_unseen (one centred temporal view, no crops) every `--eval_eve
 sets synthetic.Spec fields (`--data=motion=0.3,train_per_action=1000`). Training clips get no spatial
 augmentation (the temporal window is drawn like the trainer's). Results print as a table and go to
 `--out` as JSON lines (one line per method and evaluation step).
+
+The scene-mix oracle (DEVIAS only): `--mix_background=actor_free` pastes onto an actor-free render of
+the background clip, `--mix_paste=true` pastes the true actor frame by frame instead of FAME's clip mask
+(the generator knows what FAME guesses; `learning_probe.render_with_oracles`, `oracle_augment`):
+
+  python scripts/slot_learning_probe.py --methods=devias --mix_background=actor_free --mix_paste=true \
+      --set=model.num_frames=4 --steps=2000
 """
 
 from __future__ import annotations
@@ -22,9 +29,12 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from unittest import mock  # noqa: E402
+
 from absl import app, flags  # noqa: E402
 
 from devias_jax import learning_probe as probe  # noqa: E402
+from devias_jax import train  # noqa: E402
 
 flags.DEFINE_list("methods", ["action_vit", "two_token", "devias"], "methods of configs/demo.py")
 flags.DEFINE_integer("steps", 1500, "training steps per method")
@@ -33,6 +43,8 @@ flags.DEFINE_multi_string("set", [], "config override key=value (Python literal)
 flags.DEFINE_string("data", "", "synthetic.Spec fields, comma-separated key=value")
 flags.DEFINE_integer("seed", 0, "training seed (config.seed)")
 flags.DEFINE_string("out", "", "JSON-lines results file (appended)")
+flags.DEFINE_enum("mix_background", "clip", ["clip", "actor_free"], "scene-mix oracle: what the actor is pasted onto")
+flags.DEFINE_enum("mix_paste", "fame", ["fame", "true"], "scene-mix oracle: FAME's clip mask or the true actor")
 FLAGS = flags.FLAGS
 
 
@@ -40,15 +52,21 @@ def main(argv):
     del argv
     spec = probe.spec_from_text(FLAGS.data)
     start = time.time()
-    train = probe.render_split(spec, "train")
+    oracle = (FLAGS.mix_background, FLAGS.mix_paste) != ("clip", "fame")
+    if oracle and FLAGS.methods != ["devias"]:
+        raise ValueError("the scene-mix oracle (--mix_background / --mix_paste) is for --methods=devias")
+    train_split = probe.render_with_oracles(spec) if oracle else probe.render_split(spec, "train")
     # the centred test window of the clip geometry every method shares (the overrides included)
     geometry = probe.method_config(FLAGS.methods[0], FLAGS.set, FLAGS.seed, spec.num_actions, spec.num_scenes)
     evals = probe.render_evals(spec, geometry)
-    print(f"rendered {len(train[0])} training clips in {time.time() - start:.0f}s", flush=True)
-    results = {m: probe.run_method(m, spec, train, evals, steps=FLAGS.steps, eval_every=FLAGS.eval_every,
-                                   overrides=FLAGS.set, seed=FLAGS.seed, out_file=FLAGS.out, label=FLAGS.data,
-                                   log=lambda line: print(line, flush=True))[-1]
-               for m in FLAGS.methods}
+    print(f"rendered {len(train_split[0])} training clips in {time.time() - start:.0f}s", flush=True)
+    label = FLAGS.data + (f" background={FLAGS.mix_background} paste={FLAGS.mix_paste}" if oracle else "")
+    augment = probe.oracle_augment(FLAGS.mix_background, FLAGS.mix_paste) if oracle else train.device_augment
+    with mock.patch.object(train, "device_augment", augment):
+        results = {m: probe.run_method(m, spec, train_split, evals, steps=FLAGS.steps, eval_every=FLAGS.eval_every,
+                                       overrides=FLAGS.set, seed=FLAGS.seed, out_file=FLAGS.out, label=label,
+                                       log=lambda line: print(line, flush=True))[-1]
+                   for m in FLAGS.methods}
     print(f"{'method':<12} {'seen act':>8} {'unseen act':>10} {'seen scn':>8} {'unseen scn':>10}")
     for method, r in results.items():
         print(f"{method:<12} {r['val_seen_action']:8.1f} {r['val_unseen_action']:10.1f} "

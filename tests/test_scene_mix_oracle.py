@@ -1,4 +1,4 @@
-"""The scene-mix oracle (learning_probe.render_with_oracles / oracle_augment, scripts/scene_mix_oracle_probe.py)
+"""The scene-mix oracle (learning_probe.render_with_oracles / oracle_augment, scripts/slot_learning_probe.py --mix_*)
 renders and pastes what it says."""
 
 import os

@@ -25,13 +25,9 @@ import jax.numpy as jnp
 from flax import nnx
 
 from devias_jax.models.devias import class_counts
-from devias_jax.models.vit import VisionTransformer, trunc_normal, vit_config_from
+from devias_jax.models.vit import VisionTransformer, trunc_normal_linear, vit_config_from
 
 TASKS = ("action", "scene")
-
-
-def _head(dim: int, num_outputs: int, init_scale: float, rngs: nnx.Rngs, dtype, bounds: str) -> nnx.Linear:
-    return nnx.Linear(dim, num_outputs, dtype=dtype, kernel_init=trunc_normal(0.02, init_scale, bounds), rngs=rngs)
 
 
 class _MultiTaskHeads:
@@ -43,9 +39,10 @@ class _MultiTaskHeads:
         self.num_actions, self.num_scenes, self.unified_head = num_actions, num_scenes, unified
         # The ViT set head / head_dropout to None (static); mark the replacements as data.
         self.head_dropout = nnx.data(nnx.Dropout(dropout))
-        self.head = nnx.data(_head(dim, num_actions + (num_scenes if unified else 0), init_scale, rngs, dtype,
-                                       bounds))
-        self.scene_head = None if unified else _head(dim, num_scenes, init_scale, rngs, dtype, bounds)
+        self.head = nnx.data(trunc_normal_linear(dim, num_actions + (num_scenes if unified else 0), rngs, dtype,
+                                                 bounds, init_scale=init_scale))
+        self.scene_head = None if unified else trunc_normal_linear(dim, num_scenes, rngs, dtype, bounds,
+                                                                   init_scale=init_scale)
 
     def _features(self, clips: jax.Array, train: bool, rngs: nnx.Rngs | None) -> dict[str, jax.Array]:
         """The backbone part of VisionTransformer.__call__ (its head is replaced here)."""

@@ -24,7 +24,7 @@ from flax import nnx
 
 from devias_jax.models.heads import FUSIONS, ConcatFusionHead, GAPHead
 from devias_jax.models.slot_attention import SlotAttention, SlotAttentionConfig
-from devias_jax.models.vit import VisionTransformer, ViTConfig, trunc_normal, vit_config_from
+from devias_jax.models.vit import VisionTransformer, ViTConfig, trunc_normal_linear, vit_config_from
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -119,8 +119,7 @@ class MaskDecoder(nnx.Module):
         widths = (dim, *hidden_dims, mask_size)
         # fc1, fc2, fc3 ... map to the PyTorch Sequential indices decoder.0, .2, .4 (ReLUs in between).
         for index, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:]), start=1):
-            setattr(self, f"fc{index}", nnx.Linear(fan_in, fan_out, dtype=dtype,
-                                                   kernel_init=trunc_normal(0.02, bounds=init_bounds), rngs=rngs))
+            setattr(self, f"fc{index}", trunc_normal_linear(fan_in, fan_out, rngs, dtype, init_bounds))
         self.num_layers = len(widths) - 1
 
     def __call__(self, slots: jax.Array) -> jax.Array:
@@ -168,9 +167,8 @@ class DEVIAS(VisionTransformer):
                                           cfg.vit.init_bounds)
         # The ViT set head / head_dropout to None (static); mark the replacements as data.
         self.head_dropout = nnx.data(nnx.Dropout(cfg.head_dropout))
-        self.head = nnx.data(nnx.Linear(dim, cfg.num_outputs, dtype=dtype,
-                                        kernel_init=trunc_normal(0.02, cfg.head_init_scale, cfg.vit.init_bounds),
-                                        rngs=rngs))
+        self.head = nnx.data(trunc_normal_linear(dim, cfg.num_outputs, rngs, dtype, cfg.vit.init_bounds,
+                                                 init_scale=cfg.head_init_scale))
 
     def __call__(self, clips: jax.Array, train: bool = False, rngs: nnx.Rngs | None = None) -> dict[str, jax.Array]:
         cfg = self.devias_cfg

@@ -12,15 +12,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from devias_jax.models.vit import trunc_normal
+from devias_jax.models.vit import trunc_normal_linear
 
 FUSIONS = ("concat", "gap")
-
-
-def _linear(in_features: int, out_features: int, rngs: nnx.Rngs, dtype, bounds: str,
-            init_scale: float = 1.0) -> nnx.Linear:
-    return nnx.Linear(in_features, out_features, dtype=dtype, kernel_init=trunc_normal(0.02, init_scale, bounds),
-                      rngs=rngs)
 
 
 class ConcatFusionHead(nnx.Module):
@@ -30,13 +24,13 @@ class ConcatFusionHead(nnx.Module):
                  fusion_norm: bool = True, norm_eps: float = 1e-6, init_scale: float = 0.001,
                  dtype=jnp.float32, init_bounds: str = "std"):
         half = dim // 2
-        self.action_proj = _linear(dim, half, rngs, dtype, init_bounds)
+        self.action_proj = trunc_normal_linear(dim, half, rngs, dtype, init_bounds)
         self.action_norm = nnx.LayerNorm(half, epsilon=norm_eps, dtype=dtype, rngs=rngs)
-        self.scene_proj = _linear(dim, half, rngs, dtype, init_bounds)
+        self.scene_proj = trunc_normal_linear(dim, half, rngs, dtype, init_bounds)
         self.scene_norm = nnx.LayerNorm(half, epsilon=norm_eps, dtype=dtype, rngs=rngs)
         self.fusion_norm = nnx.LayerNorm(2 * half, epsilon=norm_eps, dtype=dtype, rngs=rngs) if fusion_norm else None
         self.dropout = nnx.Dropout(dropout)
-        self.head = _linear(2 * half, num_classes, rngs, dtype, init_bounds, init_scale)
+        self.head = trunc_normal_linear(2 * half, num_classes, rngs, dtype, init_bounds, init_scale=init_scale)
 
     def __call__(self, action_slot: jax.Array, scene_slot: jax.Array, *, train: bool = False,
                  rngs: nnx.Rngs | None = None) -> tuple[jax.Array, jax.Array]:
@@ -55,7 +49,7 @@ class GAPHead(nnx.Module):
                  norm_eps: float = 1e-6, init_scale: float = 0.001, dtype=jnp.float32, init_bounds: str = "std"):
         self.fc_norm = nnx.LayerNorm(dim, epsilon=norm_eps, dtype=dtype, rngs=rngs)
         self.dropout = nnx.Dropout(dropout)
-        self.head = _linear(dim, num_classes, rngs, dtype, init_bounds, init_scale)
+        self.head = trunc_normal_linear(dim, num_classes, rngs, dtype, init_bounds, init_scale=init_scale)
 
     def __call__(self, tokens: jax.Array, *, train: bool = False,
                  rngs: nnx.Rngs | None = None) -> tuple[jax.Array, jax.Array]:

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from devias_jax.models.vit import check_init_bounds, gelu_exact, trunc_normal
+from devias_jax.models.vit import check_init_bounds, gelu_exact, trunc_normal_linear
 
 SOFTMAX_AXES = ("slots", "keys")
 
@@ -57,13 +57,6 @@ class SlotAttentionConfig:
         return self.num_heads * self.head_dim
 
 
-def _linear(in_features: int, out_features: int, rngs: nnx.Rngs, dtype, bounds: str,
-            use_bias: bool = True) -> nnx.Linear:
-    # The official model re-initialises every nn.Linear with trunc-normal 0.02 and zero bias.
-    return nnx.Linear(in_features, out_features, use_bias=use_bias, dtype=dtype,
-                      kernel_init=trunc_normal(0.02, bounds=bounds), rngs=rngs)
-
-
 class CrossAttention(nnx.Module):
     """Slots attend to tokens; softmax over slots (or keys), then a weighted mean over tokens."""
 
@@ -72,10 +65,10 @@ class CrossAttention(nnx.Module):
         self.cfg = cfg
         self.norm = nnx.LayerNorm(cfg.dim, epsilon=cfg.norm_eps, dtype=dtype, rngs=rngs)
         self.norm_context = nnx.LayerNorm(cfg.dim, epsilon=cfg.norm_eps, dtype=dtype, rngs=rngs)
-        self.to_q = _linear(cfg.dim, cfg.inner_dim, rngs, dtype, cfg.init_bounds, use_bias=False)
-        self.to_k = _linear(cfg.dim, cfg.inner_dim, rngs, dtype, cfg.init_bounds, use_bias=False)
-        self.to_v = _linear(cfg.dim, cfg.inner_dim, rngs, dtype, cfg.init_bounds, use_bias=False)
-        self.to_out = _linear(cfg.inner_dim, cfg.dim, rngs, dtype, cfg.init_bounds)
+        self.to_q = trunc_normal_linear(cfg.dim, cfg.inner_dim, rngs, dtype, cfg.init_bounds, use_bias=False)
+        self.to_k = trunc_normal_linear(cfg.dim, cfg.inner_dim, rngs, dtype, cfg.init_bounds, use_bias=False)
+        self.to_v = trunc_normal_linear(cfg.dim, cfg.inner_dim, rngs, dtype, cfg.init_bounds, use_bias=False)
+        self.to_out = trunc_normal_linear(cfg.inner_dim, cfg.dim, rngs, dtype, cfg.init_bounds)
 
     def keys_values(self, tokens: jax.Array) -> tuple[jax.Array, jax.Array]:
         """(B, N, D) tokens -> k, v (B, N, heads, head_dim); independent of the slots."""
@@ -104,8 +97,8 @@ class FeedForward(nnx.Module):
         dtype = jnp.dtype(cfg.dtype)
         hidden = int(cfg.dim * cfg.mlp_ratio)
         self.norm = nnx.LayerNorm(cfg.dim, epsilon=cfg.norm_eps, dtype=dtype, rngs=rngs)
-        self.fc1 = _linear(cfg.dim, hidden, rngs, dtype, cfg.init_bounds)
-        self.fc2 = _linear(hidden, cfg.dim, rngs, dtype, cfg.init_bounds)
+        self.fc1 = trunc_normal_linear(cfg.dim, hidden, rngs, dtype, cfg.init_bounds)
+        self.fc2 = trunc_normal_linear(hidden, cfg.dim, rngs, dtype, cfg.init_bounds)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         return self.fc2(gelu_exact(self.fc1(self.norm(x))))

@@ -157,8 +157,10 @@ def trunc_normal(std: float = 0.02, scale: float = 1.0, bounds: str = "std"):
     return init
 
 
-def _linear(in_features: int, out_features: int, rngs: nnx.Rngs, dtype, bounds: str, use_bias: bool = True,
-            init_scale: float = 1.0) -> nnx.Linear:
+def trunc_normal_linear(in_features: int, out_features: int, rngs: nnx.Rngs, dtype, bounds: str,
+                        use_bias: bool = True, init_scale: float = 1.0) -> nnx.Linear:
+    """nnx.Linear with a trunc_normal(0.02) kernel (x init_scale) and zero bias: how the official code
+    re-initialises every nn.Linear. The one Linear constructor of the models."""
     return nnx.Linear(in_features, out_features, use_bias=use_bias, dtype=dtype,
                       kernel_init=trunc_normal(0.02, init_scale, bounds), rngs=rngs)
 
@@ -241,13 +243,13 @@ class Attention(nnx.Module):
         dim = cfg.embed_dim
         self.num_heads = cfg.num_heads
         self.attention_impl = cfg.attention_impl
-        self.qkv = _linear(dim, 3 * dim, rngs, cfg.compute_dtype, cfg.init_bounds, use_bias=False)
+        self.qkv = trunc_normal_linear(dim, 3 * dim, rngs, cfg.compute_dtype, cfg.init_bounds, use_bias=False)
         if cfg.qv_bias:
             self.q_bias = nnx.Param(jnp.zeros((dim,), jnp.float32))
             self.v_bias = nnx.Param(jnp.zeros((dim,), jnp.float32))
         else:
             self.q_bias = self.v_bias = None
-        self.proj = _linear(dim, dim, rngs, cfg.compute_dtype, cfg.init_bounds)
+        self.proj = trunc_normal_linear(dim, dim, rngs, cfg.compute_dtype, cfg.init_bounds)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         batch, length, dim = x.shape
@@ -265,8 +267,8 @@ class Attention(nnx.Module):
 
 class Mlp(nnx.Module):
     def __init__(self, dim: int, hidden: int, rngs: nnx.Rngs, dtype, init_bounds: str):
-        self.fc1 = _linear(dim, hidden, rngs, dtype, init_bounds)
-        self.fc2 = _linear(hidden, dim, rngs, dtype, init_bounds)
+        self.fc1 = trunc_normal_linear(dim, hidden, rngs, dtype, init_bounds)
+        self.fc2 = trunc_normal_linear(hidden, dim, rngs, dtype, init_bounds)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         return self.fc2(gelu_exact(self.fc1(x)))
@@ -322,7 +324,7 @@ class VisionTransformer(nnx.Module):
         self.fc_norm = (nnx.LayerNorm(dim, epsilon=cfg.norm_eps, dtype=cfg.compute_dtype, rngs=rngs)
                         if cfg.pooling == "mean" else None)
         self.head_dropout = nnx.Dropout(cfg.head_dropout) if cfg.num_classes else None
-        self.head = (_linear(dim, cfg.num_classes, rngs, cfg.compute_dtype, cfg.init_bounds,
+        self.head = (trunc_normal_linear(dim, cfg.num_classes, rngs, cfg.compute_dtype, cfg.init_bounds,
                              init_scale=cfg.head_init_scale)
                      if cfg.num_classes else None)
 
