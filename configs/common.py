@@ -91,6 +91,9 @@ def model_config(variant: str = "B") -> ml_collections.ConfigDict:
         # --- devias_downstream (transfer, REFERENCE §9 Table 5)
         "fusion": "concat",  # concat (action + scene slot) / gap (mean of backbone tokens)
         "fusion_norm": True,  # LayerNorm on the concatenated halves
+        # fusion_variant (set in base_config): default / official (the authors' head: per-slot LayerNorms,
+        # slots picked per clip by the source's frozen unified head, whose action classes are these)
+        "source_num_actions": 400,
         "action_slot_index": 0,
         "scene_slot_index": 1,
     })
@@ -388,12 +391,14 @@ def base_config(args: dict[str, Any]) -> ml_collections.ConfigDict:
     config.data.num_actions = config.model.get_ref("num_classes")
     config.data.num_scenes = config.model.get_ref("num_scenes")
     # loss.official_compat is the one official switch: the optimizer's layer-id rule, the RandAugment fill
-    # (128, 128, 128) and the weight init (timm's absolute truncation bounds) follow it; setting one of
+    # (128, 128, 128), the weight init (timm's absolute truncation bounds) and the downstream head's
+    # variant follow it; setting one of
     # them on its own cuts its link and leaves the switch as it was
     official = config.loss.get_ref("official_compat")
     config.optim.official_layer_ids = follows(official, bool, bool)
     config.augment.official_fill = follows(official, bool, bool)
     config.model.init_bounds = follows(official, lambda on: "absolute" if on else "std", str)
+    config.model.fusion_variant = follows(official, lambda on: "official" if on else "default", str)
     config.init_from = ""  # converted directory or PyTorch file to start from (after resume)
     return config
 

@@ -111,3 +111,119 @@ def test_gap_fine_tune_trains(devias_workdir, tmp_path, capsys):
     assert result["step"] == 3 and train[-1]["loss"] != train[0]["loss"]
     tuned = final_params(workdir)
     assert not any(k.startswith("slot_attention/") for k in tuned) and "fusion_head/fc_norm/scale" in tuned
+
+
+# ----------------------------------------------------------------------------------------------------
+# The authors' downstream head (model.fusion_variant=official, set by loss.official_compat)
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_official_switch_sets_the_authors_head_per_dataset():
+    for dataset in ("diving48", "ssv2", "ucf101", "activitynet"):
+        config = load_config(os.path.join(ROOT, f"configs/downstream.py:dataset={dataset}"))
+        assert config.model.fusion_variant == "default" and config.model.fusion_norm is True
+        config.loss.official_compat = True
+        config_validation.validate(config)
+        authors = dataset in ("ucf101", "activitynet")  # their commands add --use_input_ln, fc drop 0.5
+        assert config.model.fusion_variant == "official" and config.model.fusion_norm is authors
+        assert (config.model.head_dropout, config.model.drop_path_rate) == ((0.5, 0.2) if authors else (0.0, 0.1))
+        assert config.optim.min_lr == (1e-5 if authors else 1e-6)
+
+
+def _torch_official_head(params, slots, num_source_actions, input_norm):
+    """The authors' downstream forward after the slot encoder, transcribed from their model with torch.nn.functional:
+    slot probabilities over the whole unified vector pick the action slot (max action probability) and the
+    scene slot (max scene probability) per clip; each picked slot gets its own LayerNorm (eps 1e-6); both go
+    through the *action* Linear D -> D/2 and LayerNorm (eps 1e-5); concatenation, optional LayerNorm (1e-5),
+    ReLU, Linear."""
+    import torch
+    import torch.nn.functional as F
+
+    t = {k: torch.tensor(np.asarray(v), dtype=torch.float64) for k, v in params.items()}
+    x = torch.tensor(np.asarray(slots), dtype=torch.float64)  # (B, K, D)
+    probs = F.softmax(x @ t["head/kernel"] + t["head/bias"], dim=-1)
+    action_index = probs[..., :num_source_actions].max(-1).values.argmax(1)
+    scene_index = probs[..., num_source_actions:].max(-1).values.argmax(1)
+    rows = torch.arange(x.shape[0])
+
+    def norm(v, name, eps):
+        return F.layer_norm(v, v.shape[-1:], t[f"{name}/scale"], t[f"{name}/bias"], eps)
+
+    head = "fusion_head"
+    action = norm(x[rows, action_index], f"{head}/action_slot_norm", 1e-6)
+    scene = norm(x[rows, scene_index], f"{head}/scene_slot_norm", 1e-6)
+
+    def down(v):  # their scene path calls the action layers
+        return norm(v @ t[f"{head}/action_proj/kernel"] + t[f"{head}/action_proj/bias"], f"{head}/action_norm", 1e-5)
+
+    fused = torch.cat([down(action), down(scene)], dim=1)
+    if input_norm:
+        fused = norm(fused, f"{head}/fusion_norm", 1e-5)
+    logits = F.relu(fused) @ t[f"{head}/head/kernel"] + t[f"{head}/head/bias"]
+    return logits.numpy(), action_index.numpy(), scene_index.numpy()
+
+
+@pytest.mark.parametrize("input_norm", [True, False])
+def test_official_head_matches_a_torch_transcription(input_norm):
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from devias_jax.models import build_model
+    from devias_jax.models.devias import take_slot
+    from devias_jax.param_rules import flat_values
+
+    config = load_config(os.path.join(ROOT, "configs/downstream.py:smoke,dataset=ucf101"))
+    config.loss.official_compat = True
+    config.model.update(num_classes=7, num_scenes=5, source_num_actions=6, fusion_norm=input_norm, num_slots=3)
+    model = build_model(config.model, rngs=nnx.Rngs(0))
+    assert model.fusion_head.scene_proj is None and model.fusion_head.scene_norm is None
+    # every parameter random (LayerNorm scales and biases included) so a swapped or skipped one shows
+    state = nnx.state(model, nnx.Param)
+    leaves, treedef = jax.tree_util.tree_flatten(state)
+    keys = jax.random.split(jax.random.key(1), len(leaves))
+    nnx.update(model, jax.tree_util.tree_unflatten(
+        treedef, [jax.random.normal(k, leaf.shape, leaf.dtype) * 0.5 for k, leaf in zip(keys, leaves)]))
+    params = {k: v for k, v in flat_values(nnx.state(model, nnx.Param).to_pure_dict()).items()
+              if k.startswith(("head/", "fusion_head/"))}
+
+    slots = jax.random.normal(jax.random.key(2), (64, 3, 32), jnp.float32)
+    action_slot, scene_slot = model.choose_slots(slots)
+    logits, _ = model.fusion_head(take_slot(slots, action_slot), take_slot(slots, scene_slot))
+    expected, action_index, scene_index = _torch_official_head(params, slots, 6, input_norm)
+    np.testing.assert_array_equal(np.asarray(action_slot), action_index)
+    np.testing.assert_array_equal(np.asarray(scene_slot), scene_index)
+    # the choice is per clip: every slot is picked somewhere and the roles disagree somewhere
+    assert set(action_index.tolist()) == {0, 1, 2} and (action_index != scene_index).any()
+    # float32 against float64, logits of order 10: a few float32 roundings through 4 small layers
+    np.testing.assert_allclose(np.asarray(logits), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_official_fine_tune_loads_the_source_head_and_never_changes_it(devias_workdir, tmp_path, capsys):
+    source = final_params(devias_workdir)
+    source_actions = TINY.num_actions
+    config = _downstream_config("concat", devias_workdir, **{
+        "loss.official_compat": True, "optim.base_lr": 0.05, "model.source_num_actions": source_actions,
+        "model.num_scenes": source["head/kernel"].shape[1] - source_actions})
+    workdir = str(tmp_path / "official")
+    result = train_and_evaluate(config, workdir)
+    assert result["step"] == 3 and np.isfinite(result["loss"])
+    tuned = final_params(workdir)
+    # the unified head came from the source and stayed bit-identical (gradient stopped, no weight decay)...
+    for key in ("head/kernel", "head/bias"):
+        np.testing.assert_array_equal(tuned[key], source[key], err_msg=key)
+    # ...while the rest trained, and the official head has no scene projection of its own
+    assert not np.array_equal(tuned["slot_attention/latents"], source["slot_attention/latents"])
+    assert "fusion_head/action_slot_norm/scale" in tuned and "fusion_head/scene_proj/kernel" not in tuned
+    assert "fusion_head/fusion_norm/scale" in tuned  # ucf101: the authors' input LayerNorm
+
+    # a source head of another shape (wrong source_num_actions) is refused, naming the field
+    config = _downstream_config("concat", devias_workdir, **{
+        "loss.official_compat": True, "model.source_num_actions": source_actions + 1,
+        "model.num_scenes": source["head/kernel"].shape[1] - source_actions})
+    with pytest.raises(Exception, match="source_num_actions"):
+        train_and_evaluate(config, str(tmp_path / "wrong_head"))
+    # and without a source there is nothing to pick slots with
+    config = _downstream_config("concat", "", **{"loss.official_compat": True})
+    with pytest.raises(config_validation.ConfigError, match="init_from"):
+        train_and_evaluate(config, str(tmp_path / "no_source"))

@@ -194,19 +194,29 @@ class DEVIAS(VisionTransformer):
         }
 
 
+FUSION_VARIANTS = ("default", "official")
+
+
 class DEVIASDownstream(VisionTransformer):
     """DEVIAS backbone + slots with a fusion head for transfer (REFERENCE §9 Table 5).
 
-    fusion 'concat': the slots at `action_slot_index` / `scene_slot_index` (fixed roles: the paper finds the
-    inference assignment constant, supplementary F.7) -> ConcatFusionHead. fusion 'gap': mean of the
-    backbone tokens -> GAPHead (no slots are built). Returns action_logits (B, C) and features.
+    fusion 'concat', variant 'default': the slots at `action_slot_index` / `scene_slot_index` (fixed roles:
+    the paper finds the inference assignment constant, supplementary F.7) -> ConcatFusionHead.
+    Variant 'official' (the authors' downstream model): the source's unified `head` (D -> source C_a + C_s,
+    loaded with the backbone and never trained: its logits are gradient-stopped and `configs/downstream.py`
+    keeps it out of weight decay) picks the slots per clip as DEVIAS's inference does (they may coincide),
+    then the official ConcatFusionHead (a LayerNorm per selected slot, the action layers for both slots).
+    fusion 'gap': mean of the backbone tokens -> GAPHead (no slots are built). Returns action_logits (B, C)
+    and features (and action_slot / scene_slot (B,)).
     """
 
     def __init__(self, cfg: DEVIASConfig, fusion: str, num_classes: int, action_slot_index: int,
-                 scene_slot_index: int, fusion_norm: bool, *, rngs: nnx.Rngs):
+                 scene_slot_index: int, fusion_norm: bool, variant: str = "default", *, rngs: nnx.Rngs):
         super().__init__(cfg.vit, rngs=rngs)
         if fusion not in FUSIONS:
             raise ValueError(f"config.model.fusion={fusion!r}; expected one of {FUSIONS}")
+        if variant not in FUSION_VARIANTS:
+            raise ValueError(f"config.model.fusion_variant={variant!r}; expected one of {FUSION_VARIANTS}")
         for key, index in (("action_slot_index", action_slot_index), ("scene_slot_index", scene_slot_index)):
             if not 0 <= index < cfg.slots.num_slots:
                 raise ValueError(f"config.model.{key}={index}; expected a slot index in [0, {cfg.slots.num_slots})")
@@ -214,26 +224,39 @@ class DEVIASDownstream(VisionTransformer):
         self.fusion = fusion
         self.slot_indices = (int(action_slot_index), int(scene_slot_index))
         dim, dtype = cfg.vit.embed_dim, cfg.vit.compute_dtype
+        official = variant == "official" and fusion == "concat"
+        # the source's unified head, only to choose slots (cfg.num_actions is the source's C_a here)
+        self.head = nnx.data(trunc_normal_linear(dim, cfg.num_outputs, rngs, dtype, cfg.vit.init_bounds,
+                                                 init_scale=cfg.head_init_scale) if official else None)
         if fusion == "concat":
             self.slot_attention = SlotAttention(cfg.slots, rngs=rngs)
             self.fusion_head = ConcatFusionHead(dim, num_classes, rngs=rngs, dropout=cfg.head_dropout,
                                                 fusion_norm=fusion_norm, init_scale=cfg.head_init_scale,
-                                                dtype=dtype, init_bounds=cfg.vit.init_bounds)
+                                                dtype=dtype, init_bounds=cfg.vit.init_bounds, official=official)
         else:
             self.slot_attention = None
             self.fusion_head = GAPHead(dim, num_classes, rngs=rngs, dropout=cfg.head_dropout,
                                        init_scale=cfg.head_init_scale, dtype=dtype,
                                        init_bounds=cfg.vit.init_bounds)
 
+    def choose_slots(self, slots: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """slots (B, K, D) -> (action slot, scene slot) indices (B,): fixed, or by the frozen unified head."""
+        if self.head is None:
+            fixed = jnp.ones(slots.shape[:1], jnp.int32)
+            return fixed * self.slot_indices[0], fixed * self.slot_indices[1]
+        logits = jax.lax.stop_gradient(self.head(slots).astype(jnp.float32))  # (B, K, C_a + C_s)
+        return select_slots(logits, self.devias_cfg.num_actions)
+
     def __call__(self, clips: jax.Array, train: bool = False, rngs: nnx.Rngs | None = None) -> dict[str, jax.Array]:
         tokens = self.encode(clips, train, rngs)  # (B, N, D)
         out = {"tokens": tokens}
         if self.slot_attention is not None:
             slots, attention = self.slot_attention(tokens)  # (B, K, D), (B, K, N)
-            action_feature, scene_feature = slots[:, self.slot_indices[0]], slots[:, self.slot_indices[1]]
+            action_slot, scene_slot = self.choose_slots(slots)
+            action_feature, scene_feature = take_slot(slots, action_slot), take_slot(slots, scene_slot)  # (B, D)
             logits, fused = self.fusion_head(action_feature, scene_feature, train=train, rngs=rngs)
             out.update(slots=slots, attention=attention, scene_feature=scene_feature, fused_feature=fused,
-                       action_feature=action_feature)
+                       action_feature=action_feature, action_slot=action_slot, scene_slot=scene_slot)
         else:
             logits, pooled = self.fusion_head(tokens, train=train, rngs=rngs)
             out.update(action_feature=pooled)
@@ -333,9 +356,18 @@ def build_downstream(model_config: Any, rngs: nnx.Rngs) -> DEVIASDownstream:
         raise ValueError(f"config.model.num_classes={num_classes}; the downstream model needs the number of "
                          "target classes (>= 1)")
     get = model_config.get
-    return DEVIASDownstream(devias_config_from(model_config), str(get("fusion", "concat")), num_classes,
+    variant = str(get("fusion_variant", "default"))
+    # The unified head the official variant chooses slots with is the source's: C_a = its action classes
+    cfg = devias_config_from(model_config)
+    if variant == "official":
+        source_actions = int(get("source_num_actions", 400))
+        if source_actions < 1:
+            raise ValueError(f"config.model.source_num_actions={source_actions}; expected the DEVIAS source's "
+                             "action classes (400 for Kinetics-400)")
+        cfg = dataclasses.replace(cfg, num_actions=source_actions)
+    return DEVIASDownstream(cfg, str(get("fusion", "concat")), num_classes,
                             int(get("action_slot_index", 0)), int(get("scene_slot_index", 1)),
-                            bool(get("fusion_norm", True)), rngs=rngs)
+                            bool(get("fusion_norm", True)), variant, rngs=rngs)
 
 
 # name -> (builder, torch_key, prepare(weights, model_config))
