@@ -127,3 +127,14 @@ def test_data_fields_are_checked_by_name_and_type():
     config.sharding.param_rules = [("(unclosed", "fsdp")]
     with pytest.raises(config_validation.ConfigError, match=r"param_rules\[0\].*does not compile"):
         config_validation.validate(config)
+
+
+def test_hvu_test_views_are_the_papers_unless_the_official_switch_is_on():
+    config = load_config(os.path.join(ROOT, "configs/hvu.py:method=devias"))
+    assert (config.data.test_temporal_views, config.data.test_spatial_views) == (2, 3)  # paper: 2 x 3
+    config.loss.official_compat = True
+    assert (config.data.test_temporal_views, config.data.test_spatial_views) == (1, 1)  # their centre view
+    config.data.test_spatial_views = 3  # set on its own: kept, and the switch is left as it was
+    config.loss.official_compat = False
+    assert (config.data.test_temporal_views, config.data.test_spatial_views) == (2, 3)
+    assert config.loss.official_compat is False
