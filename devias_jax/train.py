@@ -26,6 +26,7 @@ from devias_jax import suites as suites_lib
 from devias_jax.config_validation import ConfigError
 from devias_jax.data import failures, sources, streams  # TensorFlow itself loads only when a stream starts
 from devias_jax.models import build_model
+from devias_jax.models.devias import picks_slots_with_source_head
 from devias_jax.models.vit import backbone_depth
 from devias_jax.param_rules import flat_values, path_str
 from devias_jax.prefetch import DevicePrefetcher
@@ -253,7 +254,7 @@ def train_and_evaluate(config: Any, workdir: str, *, step_hook: Callable[[int], 
         state = parts.init_state(jax.random.fold_in(root_key, 0))
         if config.init_from:
             state["params"] = _load_init_from(config, state["params"], state_shardings["params"])
-        elif _needs_source_head(config.model):
+        elif picks_slots_with_source_head(config.model):
             raise ConfigError("config.model.fusion_variant='official' picks the slots with the DEVIAS source's "
                               "unified head; set config.init_from to the source (it is loaded from there)")
     start_step = int(jax.device_get(state["step"]))
@@ -398,12 +399,6 @@ class _BadInputReport:
         self._written = len(bad)
 
 
-def _needs_source_head(model_config: Any) -> bool:
-    """The official downstream head chooses slots with the DEVIAS source's unified head (loaded, not learned)."""
-    return (model_config.name == "devias_downstream" and model_config.get("fusion", "concat") == "concat"
-            and model_config.get("fusion_variant", "default") == "official")
-
-
 def _load_init_from(config: Any, params: Any, param_shardings: Any) -> Any:
     """Copies `config.init_from` weights into freshly initialised params. Parameters matching
     config.checkpoint.init_skip (default: heads) keep their initial values when the checkpoint's shape
@@ -419,7 +414,7 @@ def _load_init_from(config: Any, params: Any, param_shardings: Any) -> Any:
             raise
         loaded, report = read_params(config.init_from, template, config.model, skip=config.checkpoint.init_skip)
     print(f"init_from {config.init_from}:\n{report.summary()}", flush=True)
-    if _needs_source_head(config.model) and "head/kernel" not in loaded:
+    if picks_slots_with_source_head(config.model) and "head/kernel" not in loaded:
         raise convert.CheckpointError(
             f"config.model.fusion_variant='official' picks the slots with the source's unified head, but "
             f"{config.init_from} has no head of shape {template['head/kernel']} (D x (source_num_actions + "

@@ -197,6 +197,13 @@ class DEVIAS(VisionTransformer):
 FUSION_VARIANTS = ("default", "official")
 
 
+def picks_slots_with_source_head(model_config: Any) -> bool:
+    """The official downstream concat head chooses slots with the DEVIAS source's unified head, which
+    must then come from `init_from` (it is never learned)."""
+    return (model_config.get("name") == "devias_downstream" and model_config.get("fusion", "concat") == "concat"
+            and model_config.get("fusion_variant", "default") == "official")
+
+
 class DEVIASDownstream(VisionTransformer):
     """DEVIAS backbone + slots with a fusion head for transfer (REFERENCE §9 Table 5).
 
@@ -211,12 +218,10 @@ class DEVIASDownstream(VisionTransformer):
     """
 
     def __init__(self, cfg: DEVIASConfig, fusion: str, num_classes: int, action_slot_index: int,
-                 scene_slot_index: int, fusion_norm: bool, variant: str = "default", *, rngs: nnx.Rngs):
+                 scene_slot_index: int, fusion_norm: bool, official: bool = False, *, rngs: nnx.Rngs):
         super().__init__(cfg.vit, rngs=rngs)
         if fusion not in FUSIONS:
             raise ValueError(f"config.model.fusion={fusion!r}; expected one of {FUSIONS}")
-        if variant not in FUSION_VARIANTS:
-            raise ValueError(f"config.model.fusion_variant={variant!r}; expected one of {FUSION_VARIANTS}")
         for key, index in (("action_slot_index", action_slot_index), ("scene_slot_index", scene_slot_index)):
             if not 0 <= index < cfg.slots.num_slots:
                 raise ValueError(f"config.model.{key}={index}; expected a slot index in [0, {cfg.slots.num_slots})")
@@ -224,7 +229,7 @@ class DEVIASDownstream(VisionTransformer):
         self.fusion = fusion
         self.slot_indices = (int(action_slot_index), int(scene_slot_index))
         dim, dtype = cfg.vit.embed_dim, cfg.vit.compute_dtype
-        official = variant == "official" and fusion == "concat"
+        official = official and fusion == "concat"
         # the source's unified head, only to choose slots (cfg.num_actions is the source's C_a here)
         self.head = nnx.data(trunc_normal_linear(dim, cfg.num_outputs, rngs, dtype, cfg.vit.init_bounds,
                                                  init_scale=cfg.head_init_scale) if official else None)
@@ -357,9 +362,12 @@ def build_downstream(model_config: Any, rngs: nnx.Rngs) -> DEVIASDownstream:
                          "target classes (>= 1)")
     get = model_config.get
     variant = str(get("fusion_variant", "default"))
+    if variant not in FUSION_VARIANTS:
+        raise ValueError(f"config.model.fusion_variant={variant!r}; expected one of {FUSION_VARIANTS}")
     # The unified head the official variant chooses slots with is the source's: C_a = its action classes
     cfg = devias_config_from(model_config)
-    if variant == "official":
+    official = picks_slots_with_source_head(model_config)
+    if official:
         source_actions = int(get("source_num_actions", 400))
         if source_actions < 1:
             raise ValueError(f"config.model.source_num_actions={source_actions}; expected the DEVIAS source's "
@@ -367,7 +375,7 @@ def build_downstream(model_config: Any, rngs: nnx.Rngs) -> DEVIASDownstream:
         cfg = dataclasses.replace(cfg, num_actions=source_actions)
     return DEVIASDownstream(cfg, str(get("fusion", "concat")), num_classes,
                             int(get("action_slot_index", 0)), int(get("scene_slot_index", 1)),
-                            bool(get("fusion_norm", True)), variant, rngs=rngs)
+                            bool(get("fusion_norm", True)), official, rngs=rngs)
 
 
 # name -> (builder, torch_key, prepare(weights, model_config))
