@@ -188,7 +188,8 @@ def augment_config() -> ml_collections.ConfigDict:
         "fame_official_blur": False,  # official quirk: blur sized for a 112 crop at any crop (g=11)
         "scene_mix_prob": 0.4,  # rho (0.8 K400, 0.25 HVU); 0 disables scene mix
         # the background clip as it is, its own actor included (official) / 'inpaint': its own FAME
-        # foreground filled from the background around it (masks.inpaint_foreground)
+        # foreground filled from the background around it (masks.inpaint_foreground) / 'still': one
+        # random frame of it repeated over time, so its own actor does not move
         "scene_mix_background": "clip",
         # the mixed clip's action target: clip i's label (official) / 'shared': the background clip's
         # actor, where it stays visible, gets its share of the label (masks.background_actor_share)

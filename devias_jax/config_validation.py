@@ -21,7 +21,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "model.fusion_variant": ("default", "official"),
     "model.init_bounds": ("std", "absolute"),
     "loss.cos_mode": ("signed", "abs"),
-    "augment.scene_mix_background": ("clip", "inpaint"),
+    "augment.scene_mix_background": ("clip", "inpaint", "still"),
     "augment.scene_mix_action": ("foreground", "shared"),
     "augment.scene_mix_partner": ("random", "overlap"),
     "loss.scene_target": ("label", "teacher"),

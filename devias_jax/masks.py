@@ -192,7 +192,7 @@ def _grouped(fn, groups: int, batch: int):
     return run
 
 
-SCENE_MIX_BACKGROUNDS = ("clip", "inpaint")
+SCENE_MIX_BACKGROUNDS = ("clip", "inpaint", "still")
 SCENE_MIX_PARTNERS = ("random", "overlap")
 
 
@@ -244,7 +244,9 @@ def scene_mix(key: jax.Array, clips: jax.Array, clip_mask: jax.Array, prob: floa
     chunks (groups = number of devices keeps the mix per device), kept with probability `prob`.
     `background` 'clip' (official): B = V, the other clip as it is, its own actor included where m_i
     is 0; 'inpaint': B = V with its own foreground m_pi(i) filled from the background around it
-    (`inpaint_foreground`), so the mixed clip shows one actor. `partner` 'random' (official): pi is a
+    (`inpaint_foreground`), so the mixed clip shows one actor; 'still': B = one random frame of V repeated
+    over time, so the background clip's own actor stays in view but does not move (the action is a
+    motion; the scene is what a frame shows). `partner` 'random' (official): pi is a
     random permutation; 'overlap': each clip's background is the other clip whose own foreground it
     hides best (`overlap_partners`), so less of a second actor shows.
     clips (B, T, H, W, C) any dtype (returned in it), clip_mask (B, H, W) 0/1.
@@ -268,6 +270,10 @@ def scene_mix(key: jax.Array, clips: jax.Array, clip_mask: jax.Array, prob: floa
             filled = inpaint_foreground(backgrounds.astype(jnp.float32), clip_mask[perm])
             backgrounds = filled.astype(clips.dtype) if jnp.issubdtype(clips.dtype, jnp.floating) else \
                 jnp.round(filled).astype(clips.dtype)
+        elif background == "still":
+            frame = jax.random.randint(jax.random.fold_in(keep_key, 1), (size,), 0, clips.shape[1])
+            still = backgrounds[jnp.arange(size), frame][:, None]  # (S, 1, H, W, C)
+            backgrounds = jnp.broadcast_to(still, backgrounds.shape)
         fused = jnp.where(foreground, clips, backgrounds)
         out = jnp.where(mixed[:, None, None, None, None], fused, clips)
         return out, jnp.where(mixed, perm, jnp.arange(size)).astype(jnp.int32), mixed

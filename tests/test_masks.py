@@ -229,6 +229,30 @@ def test_scene_mix_background_clip_keeps_or_removes_its_own_actor(background_mod
         masks.scene_mix(jax.random.key(3), clips, clip_mask, prob=1.0, background="blur")
 
 
+def test_scene_mix_still_background_freezes_the_background_clip():
+    """'still': outside clip i's mask, every frame shows one frame of the background clip (its actor
+    included, frozen); inside it clip i moves as it did. Frames differ by +t here, so a frozen frame is
+    one value over time and the frame it came from is recoverable."""
+    clips, clip_mask = _clips_with_actors()
+    clips = clips + jnp.arange(4.0)[None, :, None, None, None]  # frame t adds t: the clips change in time
+    out, background, mixed = masks.scene_mix(jax.random.key(5), clips, clip_mask, prob=1.0, background="still")
+    out, background, fg = np.asarray(out), np.asarray(background), np.asarray(clip_mask) > 0.5
+    assert np.asarray(mixed).all()
+    frames = []
+    for i in range(6):
+        j = background[i]
+        np.testing.assert_array_equal(out[i][:, fg[i]], np.asarray(clips)[i][:, fg[i]])  # clip i, moving
+        rest = out[i][:, ~fg[i]]  # (T, pixels, C)
+        np.testing.assert_array_equal(rest, np.broadcast_to(rest[:1], rest.shape))  # frozen in time
+        frame = int(rest[0].min() - 10.0 * j)  # background value 10 j + frame index
+        assert 0 <= frame < 4
+        np.testing.assert_array_equal(rest[0], np.asarray(clips)[j, frame][~fg[i]])
+        frames.append(frame)
+        if j != i:
+            assert (rest[0] == 100.0 + j + frame).any()  # the background clip's own actor, frozen
+    assert len(set(frames)) > 1  # the frame is drawn per clip
+
+
 def test_inpaint_fills_a_fully_masked_window_with_the_frame_mean():
     """A mask covering whole windows: the fill falls back to the frame's mean unmasked colour."""
     clips = jnp.concatenate([jnp.full((1, 2, 16, 8, 3), 4.0), jnp.full((1, 2, 16, 8, 3), 8.0)], axis=3)
