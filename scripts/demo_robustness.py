@@ -32,6 +32,7 @@ from absl import app, flags  # noqa: E402
 
 from configs.demo import DEMO_DATA_FLAGS  # noqa: E402
 from devias_jax import masks  # noqa: E402
+from devias_jax.config_loading import load_config  # noqa: E402
 from devias_jax.data import decode, synthetic  # noqa: E402
 
 
@@ -102,11 +103,11 @@ def train(method: str, workdir: str, data: str) -> dict:
         return json.load(handle)
 
 
-def fame_quality(data: str, clips: int = 64, beta: float = 0.2, frames: int = 8, stride: int = 4) -> dict:
-    """How well the demo's FAME masks (beta 0.2, blur for a 64 px crop) find the actor on a dataset's
-    first training clips (re-rendered from dataset.json's spec; the generator's true actor masks):
-    'fame_on_actor' = % of the FAME foreground on the actor, 'actor_covered' = % of the actor (its union
-    over the window) inside the FAME foreground. Centred test window of 8 frames at stride 4."""
+def fame_quality(data: str, *, beta: float, frames: int, stride: int, clips: int = 64) -> dict:
+    """How well the demo's FAME masks (its beta and frame window, blur for a 64 px crop) find the actor on
+    a dataset's first training clips (re-rendered from dataset.json's spec; the generator's true actor
+    masks): 'fame_on_actor' = % of the FAME foreground on the actor, 'actor_covered' = % of the actor (its
+    union over the window) inside the FAME foreground. Centred test window of `frames` at `stride`."""
     with open(os.path.join(data, "dataset.json")) as handle:
         fields = json.load(handle)["spec"]
     spec = synthetic.Spec(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
@@ -157,12 +158,14 @@ def main(argv: list[str]) -> None:
     bad_methods = [m for m in FLAGS.methods if m not in METHODS + ("action_vit",)]
     if bad_methods:
         raise app.UsageError(f"--methods: unknown {bad_methods}")
+    recipe = load_config(os.path.join(ROOT, "configs", "demo.py:method=devias"))  # FAME as the demo runs it
     rows = []
     for name in FLAGS.variants:
         variant = known[name]
         data = os.path.abspath(os.path.join(FLAGS.data_dir, name))
         make_dataset(variant, data)
-        quality = fame_quality(data)
+        quality = fame_quality(data, beta=recipe.augment.fame_beta, frames=recipe.model.num_frames,
+                               stride=recipe.data.frame_stride)
         for method in FLAGS.methods:
             report = train(method, os.path.join(FLAGS.out, name, method), data)
             rows.append({"variant": name, "seed": variant.seed, "what": variant.what, "method": method,

@@ -40,6 +40,7 @@ def test_true_paste_on_actor_free_backgrounds():
     permutation may draw the clip itself), and the scene target is that clip's scene."""
     config = load_config(os.path.join(ROOT, "configs", "demo.py:method=devias"))
     config.model.update(num_actions=2, num_scenes=2)
+    config.augment.scene_mix_background = "clip"  # the oracle draws the background (the demo's is 'still')
     assert config.augment.scene_mix_prob == 1.0 and config.augment.random_erase_prob == 0
     frames, action, scene = probe.render_with_oracles(SPEC)
     clips01 = jnp.asarray(frames[:, :4], jnp.float32) / 255.0  # (4, 4, 32, 32, 7)
