@@ -108,9 +108,7 @@ def fame_quality(data: str, *, beta: float, frames: int, stride: int, clips: int
     a dataset's first training clips (re-rendered from dataset.json's spec; the generator's true actor
     masks): 'fame_on_actor' = % of the FAME foreground on the actor, 'actor_covered' = % of the actor (its
     union over the window) inside the FAME foreground. Centred test window of `frames` at `stride`."""
-    with open(os.path.join(data, "dataset.json")) as handle:
-        fields = json.load(handle)["spec"]
-    spec = synthetic.Spec(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+    spec = synthetic.spec_of_dataset(data)
     layout = synthetic.plan(spec)["train"][:clips]
     index = decode.test_indices(spec.frames, frames, stride, 1)[0]
     videos, actors = [], []

@@ -45,6 +45,9 @@ flags.DEFINE_enum("background_motion", _DEFAULT.background_motion, synthetic.BAC
 flags.DEFINE_float("background_speed", _DEFAULT.background_speed,
                    "drift/pan: fraction of the frame per frame; shake: jitter std as a fraction of the frame")
 flags.DEFINE_enum("actor_shape", _DEFAULT.actor_shape, synthetic.ACTOR_SHAPES, "actor outline (mixed: one per clip)")
+flags.DEFINE_enum("scene_hues", _DEFAULT.scene_hues, synthetic.SCENE_HUES,
+                  "scene hues: golden (0.618 steps; two of six flat scenes nearly share a hue) or even "
+                  "(scene / num_scenes, the demo's)")
 flags.DEFINE_list("splits", list(synthetic.SPLITS), "splits to write")
 flags.DEFINE_integer("workers", 1, "parallel processes")
 flags.mark_flag_as_required("out")
@@ -64,7 +67,7 @@ def main(argv: list[str]) -> None:
                           correlation=FLAGS.correlation, motion=FLAGS.motion, actor_size=FLAGS.actor_size,
                           clutter=FLAGS.clutter, background_motion=FLAGS.background_motion,
                           background_speed=FLAGS.background_speed, actor_shape=FLAGS.actor_shape,
-                          seed=FLAGS.seed)
+                          scene_hues=FLAGS.scene_hues, seed=FLAGS.seed)
     summary = synthetic.generate(FLAGS.out, spec, workers=FLAGS.workers, splits=tuple(FLAGS.splits), progress=True)
     counts = ", ".join(f"{split} {count}" for split, count in summary["counts"].items())
     print(f"wrote {FLAGS.out}: {counts} clips, {summary['video_bytes'] / 2**20:.1f} MiB of video, "

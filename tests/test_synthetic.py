@@ -127,6 +127,13 @@ def test_generation_is_deterministic(tmp_path):
     synthetic.generate(str(tmp_path / "c"), synthetic.Spec(**{**spec.__dict__, "seed": 12}))
     third = digest(str(tmp_path / "c"))
     assert third.keys() == first.keys() and third != first
+    # dataset.json gives the spec back (fame checks re-render clips from it); a record from before the
+    # scene_hues option was made with the golden-ratio hues
+    assert synthetic.spec_of_dataset(str(tmp_path / "a")) == spec
+    record = json.load(open(tmp_path / "a" / "dataset.json"))
+    del record["spec"]["scene_hues"]
+    json.dump(record, open(tmp_path / "a" / "dataset.json", "w"))
+    assert synthetic.spec_of_dataset(str(tmp_path / "a")).scene_hues == "golden"
 
 
 def test_scenes_differ_and_actors_vary():
@@ -141,6 +148,23 @@ def test_scenes_differ_and_actors_vary():
     a, _ = synthetic.render_clip(spec, 0, 0, np.random.default_rng(1))
     b, _ = synthetic.render_clip(spec, 0, 0, np.random.default_rng(2))
     assert np.abs(a.astype(int) - b.astype(int)).mean() > 5  # same classes, different video
+
+
+def _palette_nearest_neighbour_accuracy(spec):
+    """Nearest neighbour on the mean colour of 30 independent draws per scene against 30 others."""
+    colours = np.asarray([[synthetic.render_background(spec, scene, np.random.default_rng([scene, i]))
+                           .mean(axis=(0, 1)) for i in range(60)] for scene in range(spec.num_scenes)])
+    reference, query = colours[:, ::2].reshape(-1, 3), colours[:, 1::2].reshape(-1, 3)  # (6*30, 3) each
+    labels = np.repeat(np.arange(spec.num_scenes), 30)
+    nearest = labels[np.argmin(((query[:, None] - reference[None]) ** 2).sum(-1), axis=1)]
+    return (nearest == labels).mean()
+
+
+def test_flat_scenes_are_told_apart_by_their_palette():
+    # at clutter 0 (the demo's scenes) the palette is the scene's only cue: evenly spaced hues (the demo's)
+    # keep six scenes apart; the default golden-ratio spacing puts scenes 0 and 5 0.09 apart
+    assert _palette_nearest_neighbour_accuracy(synthetic.Spec(clutter=0.0, scene_hues="even")) >= 0.9
+    assert _palette_nearest_neighbour_accuracy(synthetic.Spec(clutter=0.0)) < 0.9
 
 
 def test_script_writes_a_dataset(tmp_path):
@@ -221,6 +245,7 @@ def test_actor_shapes_differ_and_mixed_draws_each():
 
 
 def test_new_generator_options_are_checked():
-    for bad in (dict(background_motion="zoom"), dict(background_speed=0.5), dict(actor_shape="cube")):
+    for bad in (dict(background_motion="zoom"), dict(background_speed=0.5), dict(actor_shape="cube"),
+                dict(scene_hues="rainbow")):
         with pytest.raises(ValueError, match=next(iter(bad))):
             synthetic.Spec(**bad)

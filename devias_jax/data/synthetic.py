@@ -45,6 +45,11 @@ SPLITS = ("train", "val_seen", "val_unseen", "scene_only")
 BACKGROUND_MOTIONS = ("static", "drift", "pan", "shake")
 # Actor outlines; 'mixed' draws one of the others per clip.
 ACTOR_SHAPES = ("ellipse", "box", "star", "mixed")
+# Scene hues around the colour circle. 'golden' (the default, so that datasets and the numbers measured on
+# them regenerate unchanged): steps of 0.618 (+0.13 per pattern cycle); with six scenes it puts scenes 0
+# and 5 0.09 apart in hue against +-0.03 jitter, which flat scenes (clutter 0) cannot resolve. 'even':
+# scene / num_scenes, what the demo uses (README, "The scene palette").
+SCENE_HUES = ("golden", "even")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +77,7 @@ class Spec:
     background_speed: float = 0.01  # 'drift' / 'pan': fraction of the frame per frame (0.01 = 0.64 px per
     #                                 frame at 64 px, ~25 px over a 40-frame clip); 'shake': the jitter's std
     actor_shape: str = "ellipse"  # one of ACTOR_SHAPES
+    scene_hues: str = "golden"  # one of SCENE_HUES
     crf: int = 18
     seed: int = 0
 
@@ -96,6 +102,8 @@ class Spec:
             raise ValueError(f"background_speed={self.background_speed}; expected a fraction of the frame in [0, 0.1]")
         if self.actor_shape not in ACTOR_SHAPES:
             raise ValueError(f"actor_shape={self.actor_shape!r}; expected one of {ACTOR_SHAPES}")
+        if self.scene_hues not in SCENE_HUES:
+            raise ValueError(f"scene_hues={self.scene_hues!r}; expected one of {SCENE_HUES}")
 
     @property
     def action_names(self) -> tuple[str, ...]:
@@ -114,12 +122,14 @@ def render_background(spec: Spec, scene: int, rng: np.random.Generator, pad: int
     per video); `pad` extends the same picture beyond the frame (for a moving camera or texture)."""
     height, width = spec.height + 2 * pad, spec.width + 2 * pad
     pattern = SCENES[scene % len(SCENES)]
-    variant = scene // len(SCENES)  # scenes beyond len(SCENES) reuse patterns with other palettes
     # frame coordinates in [0, 1] (beyond it inside the padding)
     v, u = np.meshgrid((np.arange(height, dtype=np.float32) - pad) / np.float32(spec.height - 1),
                        (np.arange(width, dtype=np.float32) - pad) / np.float32(spec.width - 1), indexing="ij")
     aspect = spec.width / spec.height
-    base_hue = (scene * 0.61803) % 1.0 + variant * 0.13
+    if spec.scene_hues == "even":  # at clutter 0 the palette is all that tells scenes apart
+        base_hue = scene / spec.num_scenes
+    else:  # 'golden' (SCENE_HUES): scenes beyond len(SCENES) reuse patterns with shifted palettes
+        base_hue = (scene * 0.61803) % 1.0 + (scene // len(SCENES)) * 0.13
     hue_a = base_hue + rng.uniform(-0.03, 0.03)
     hue_b = hue_a + 0.5 + rng.uniform(-0.05, 0.05)
     colour_a = _colour(hue_a, rng.uniform(0.35, 0.6), rng.uniform(0.55, 0.85))
@@ -397,6 +407,16 @@ def generate(out: str, spec: Spec = Spec(), workers: int = 1, splits: tuple[str,
     with open(os.path.join(out, "dataset.json"), "w") as handle:
         json.dump(summary, handle, indent=2)
     return summary
+
+
+def spec_of_dataset(out: str) -> Spec:
+    """The Spec a generated dataset was made with (its dataset.json); a record without `scene_hues`
+    predates that option and was made with the golden-ratio hues (not with today's default, should it
+    change)."""
+    with open(os.path.join(out, "dataset.json")) as handle:
+        fields = json.load(handle)["spec"]
+    fields.setdefault("scene_hues", "golden")
+    return Spec(**{key: tuple(value) if isinstance(value, list) else value for key, value in fields.items()})
 
 
 def data_settings(out: str, spec: Spec = Spec()) -> dict[str, Any]:
