@@ -19,9 +19,9 @@ and "What scene mixing costs DEVIAS, across seeds"): tubelet 4 (the actor moves 
 slots N(0, 0.02^2), the still background (the background clip's own actor does not move, so a mixed clip
 shows one motion) and 4,032 steps (mixing delays the start of motion learning; 4-frame clips make the
 schedule affordable). The flat scenes (--clutter=0) are told apart by their palette alone, so their hues
-are evenly spaced (--scene_hues=even; README, "The scene palette"). On generated variants the recipe was not tuned on: README, "The demo recipe on data
-it was not tuned on" (scripts/demo_robustness.py). The paper's action numbers need its pre-trained
-backbone (configs/ucf101.py).
+are evenly spaced (--scene_hues=even; README, "The scene palette"). On generated variants the recipe was
+not tuned on: README, "The demo recipe on data it was not tuned on" (scripts/demo_robustness.py). The
+paper's action numbers need its pre-trained backbone (configs/ucf101.py).
 """
 
 # scripts/make_synthetic_dataset.py flags for the demo's data (scripts/demo.sh passes them)
