@@ -147,6 +147,68 @@ def knn_table(train: Mapping[str, np.ndarray], test: Mapping[str, np.ndarray], *
             "num_test": len(test["action"]), "rows": rows}
 
 
+def within_group_agreement(train_feats: np.ndarray, train_group: np.ndarray, train_labels: np.ndarray,
+                           test_feats: np.ndarray, test_group: np.ndarray, test_labels: np.ndarray) -> dict[str, float]:
+    """How much of one factor a feature keeps once the other is fixed: for each query, the gallery item
+    most cosine-similar to it among those of the query's group (e.g. its scene) -> % of queries whose
+    item has the query's label (e.g. its action), beside the base rate (% of the query's group with the
+    query's label, averaged over queries). A scene feature that keeps none of the action stays near the
+    base rate. Items or queries with an unknown group or label, and queries whose group has no gallery
+    item, are left out; NaN when none is left."""
+    train_group, train_labels = (np.asarray(x).astype(np.int64).reshape(-1) for x in (train_group, train_labels))
+    test_group, test_labels = (np.asarray(x).astype(np.int64).reshape(-1) for x in (test_group, test_labels))
+    keep = (train_group != UNKNOWN) & (train_labels != UNKNOWN)
+    gallery, train_group, train_labels = l2_normalize(train_feats)[keep], train_group[keep], train_labels[keep]
+    queries = l2_normalize(test_feats)
+    hits, base = [], []
+    for query, group, label in zip(queries, test_group, test_labels):
+        members = np.flatnonzero(train_group == group)
+        if group == UNKNOWN or label == UNKNOWN or not len(members):
+            continue
+        nearest = members[np.argmax(gallery[members] @ query)]  # ties: lower gallery index
+        hits.append(train_labels[nearest] == label)
+        base.append(np.mean(train_labels[members] == label))
+    if not hits:
+        return {"agreement": float("nan"), "base_rate": float("nan"), "queries": 0}
+    return {"agreement": float(100.0 * np.mean(hits)), "base_rate": float(100.0 * np.mean(base)),
+            "queries": len(hits)}
+
+
+def variation_cosine(first: np.ndarray, second: np.ndarray) -> float:
+    """Mean cosine, over items, between two features' deviations from their own means over the items:
+    -1 when one feature's clip-to-clip variation is the other's mirrored (what a loss pushing the two
+    slots to antipodal can produce), near 0 when they vary independently."""
+    first, second = (np.asarray(x, np.float64).reshape(len(x), -1) for x in (first, second))
+    if first.shape != second.shape:
+        raise ValueError(f"features of shapes {first.shape} and {second.shape}; expected equal")
+    first, second = l2_normalize(first - first.mean(0)), l2_normalize(second - second.mean(0))
+    return float(np.mean(np.sum(first * second, axis=1)))
+
+
+def leak_table(train: Mapping[str, np.ndarray], test: Mapping[str, np.ndarray], *,
+               action_feature: str = "action_feature", scene_feature: str = "scene_feature") -> dict[str, Any]:
+    """What each slot keeps of the other factor with its own factor held fixed (within_group_agreement:
+    the scene feature within the query's scene -> action, the action feature within its action ->
+    scene), and the cosine of the two slots' clip-to-clip variation over the gallery (variation_cosine)."""
+    return {
+        "scene_feature_within_scene_action": within_group_agreement(
+            train[scene_feature], train["scene"], train["action"], test[scene_feature], test["scene"], test["action"]),
+        "action_feature_within_action_scene": within_group_agreement(
+            train[action_feature], train["action"], train["scene"], test[action_feature], test["action"], test["scene"]),
+        "variation_cosine": variation_cosine(train[action_feature], train[scene_feature]),
+    }
+
+
+def format_leak_table(leak: Mapping[str, Any]) -> str:
+    lines = ["nearest gallery clip of the query's own scene / action (reverse leak; near the base rate is better):"]
+    for key, text in (("scene_feature_within_scene_action", "scene feature, same scene  -> has the query's action"),
+                      ("action_feature_within_action_scene", "action feature, same action -> has the query's scene")):
+        row = leak[key]
+        lines.append(f"  {text}: {_cell(row['agreement'], 5)}% (base rate {_cell(row['base_rate'], 4)}%)")
+    lines.append(f"cosine of the two features' clip-to-clip variation (train): {leak['variation_cosine']:+.2f}")
+    return "\n".join(lines)
+
+
 def _cell(value: float, width: int) -> str:
     return f"{'n/a' if value is None or np.isnan(value) else f'{value:.1f}':>{width}}"
 
@@ -583,10 +645,15 @@ def run_knn(config: Any, workdir: str) -> dict[str, Any]:
                       ks=tuple(settings.knn_ks), temperature=settings.knn_temperature,
                       action_feature=settings.action_feature, scene_feature=settings.scene_feature)
     table = {**meta, **table}
+    if settings.action_feature in test and settings.scene_feature in test:
+        table["leak"] = leak_table(train, test, action_feature=settings.action_feature,
+                                   scene_feature=settings.scene_feature)
     if jax.process_index() == 0:
         path = os.path.join(workdir, "eval", "knn.json")
         _write_json(table, path)
         print(format_knn_table(table, config.method))
+        if "leak" in table:
+            print(format_leak_table(table["leak"]))
         print(f"wrote {path}")
     return table
 

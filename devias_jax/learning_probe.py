@@ -128,7 +128,7 @@ def run_method(method: str, spec: synthetic.Spec, train, evals, *, steps: int, e
             record = {"method": method, "step": step, "seconds": round(time.time() - start, 1),
                       "set": list(overrides), "data": label, "seed": seed}
             record.update({k: round(float(np.mean([h[k] for h in host])), 4) for k in host[0]
-                           if k.startswith("loss")})
+                           if k.startswith("loss") or k == "matched_action_slot0"})
             for name, (eval_clips, eval_action, eval_scene) in evals.items():
                 (record[f"{name}_action"], record[f"{name}_scene"],
                  record[f"{name}_action_per_class"]) = evaluate(predict, state["params"], eval_clips, eval_action,

@@ -209,3 +209,37 @@ def test_scripts_document_their_flags(script):
     result = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", script), "--help"], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
     assert "--workdir" in result.stdout and "--config" in result.stdout and "--output" in result.stdout
+
+
+def test_within_group_agreement_finds_a_scene_feature_that_keeps_the_action():
+    train, test = _factor_features(noise=0.05, seed=3, repeats=6), _factor_features(noise=0.05, seed=4, repeats=2)
+    # the scene feature alone: within one scene every action is as near as any other -> the base rate
+    clean = analysis.within_group_agreement(train["scene_feature"], train["scene"], train["action"],
+                                            test["scene_feature"], test["scene"], test["action"])
+    assert clean["base_rate"] == pytest.approx(25.0) and clean["queries"] == 24
+    assert clean["agreement"] < 60.0
+    # a scene feature that also carries the action (scene + action directions) -> its nearest clip of
+    # the query's scene has the query's action
+    leaky = {k: v + (train["action_feature"] if k == "scene_feature" else 0) for k, v in train.items()
+             if k.endswith("feature")}
+    leaky_test = test["scene_feature"] + test["action_feature"]
+    found = analysis.within_group_agreement(leaky["scene_feature"], train["scene"], train["action"],
+                                            leaky_test, test["scene"], test["action"])
+    assert found["agreement"] == 100.0
+    unknown = analysis.within_group_agreement(train["scene_feature"], train["scene"], train["action"],
+                                              test["scene_feature"], np.full(24, -1), test["action"])
+    assert unknown["queries"] == 0 and math.isnan(unknown["agreement"])
+
+
+def test_variation_cosine_is_minus_one_for_mirrored_slots_and_near_zero_for_independent_ones():
+    rng = np.random.default_rng(0)
+    action = rng.standard_normal((400, 16))
+    assert analysis.variation_cosine(action, 5.0 - 2.0 * action) == pytest.approx(-1.0)
+    assert abs(analysis.variation_cosine(action, rng.standard_normal((400, 16)))) < 0.2
+    with pytest.raises(ValueError, match="expected equal"):
+        analysis.variation_cosine(action, action[:, :8])
+    train = _factor_features(noise=0.05, seed=5, repeats=4)
+    leak = analysis.leak_table(train, train)
+    assert set(leak) == {"scene_feature_within_scene_action", "action_feature_within_action_scene",
+                         "variation_cosine"}
+    assert "base rate" in analysis.format_leak_table(leak)
