@@ -200,6 +200,7 @@ def leak_table(train: Mapping[str, np.ndarray], test: Mapping[str, np.ndarray], 
 
 
 def format_leak_table(leak: Mapping[str, Any]) -> str:
+    """leak_table as the lines `--mode=knn` prints under the k-NN table."""
     lines = ["nearest gallery clip of the query's own scene / action (reverse leak; near the base rate is better):"]
     for key, text in (("scene_feature_within_scene_action", "scene feature, same scene  -> has the query's action"),
                       ("action_feature_within_action_scene", "action feature, same action -> has the query's scene")):
