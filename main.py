@@ -8,20 +8,24 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 from absl import app, flags
-from ml_collections import config_flags
 
-config_flags.DEFINE_config_file("config", None, "recipe file, optionally with ':args' "
-                                "(e.g. configs/ucf101.py:method=devias,variant=B,smoke)", lock_config=True)
+from devias_jax.config_loading import define_config_flag
+
+CONFIG_HELP = "recipe file, optionally with ':args' (e.g. configs/ucf101.py:method=devias,variant=B,smoke)"
 flags.DEFINE_string("workdir", None, "directory for checkpoints, logs and reports")
 flags.DEFINE_enum("mode", "train", ["train", "eval", "info", "knn", "retrieval"],
                   "train: train (resuming from --workdir) and evaluate; eval: evaluate the workdir's latest "
                   "checkpoint (or config.init_from); info: build the model and print its outputs; knn: the "
                   "disentanglement k-NN table (paper Table 1) -> <workdir>/eval/knn.json; retrieval: R@k of "
                   "test clips querying the train gallery -> <workdir>/eval/retrieval.json")
-flags.mark_flags_as_required(["config", "workdir"])
+flags.mark_flags_as_required(["workdir"])  # and --config: define_config_flag
 FLAGS = flags.FLAGS
+
+
+# Each mode imports its module on use: --help answers without loading JAX, and no mode loads the others'.
 
 
 def run_info(config, workdir: str) -> None:
@@ -81,11 +85,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    import sys
-
-    from devias_jax.config_loading import command_line_problems
-
-    problems = command_line_problems(sys.argv[1:])
-    if problems:
-        sys.exit("\n".join(problems))
-    app.run(main)
+    app.run(main, argv=define_config_flag(sys.argv, CONFIG_HELP))  # the config is built once, here

@@ -29,10 +29,12 @@ numbers need its pre-trained backbone (configs/ucf101.py).
 DEMO_DATA_FLAGS = ("--actions=rise,fall,grow,shrink,sway,spin", "--num_scenes=6", "--motion=0.3", "--clutter=0",
                    "--train_per_action=300", "--scene_hues=even")
 
-from configs import common
+from configs import common, defaults
 
 
-def _recipe(config, args):
+def get_config(arg=None):
+    args = common.parse_arg(arg, {**common.DEFAULT_ARGS, "method": "devias", "variant": "custom"})
+    config = defaults.run_config(args["variant"])  # every field with its default (configs/defaults.py)
     model = config.model
     model.variant = "custom"
     # tubelet 4: a token spans ~14 source frames, so the actor moves by several pixels within it (at 2
@@ -40,16 +42,16 @@ def _recipe(config, args):
     # 4 frames at stride 4 = one tubelet in time: half the compute of 8 frames per step, which buys the
     # 36-epoch schedule scene mixing needs (README, "What scene mixing costs DEVIAS, across seeds")
     model.update(embed_dim=96, depth=4, num_heads=4, num_frames=4, img_size=64, tubelet_size=4, drop_path_rate=0.0,
-                 slot_heads=4, slot_head_dim=32, slot_iterations=3, mask_decoder_dims=(128, 64))
+                 slot_heads=4, slot_head_dim=32, slot_iterations=3, mask_decoder_dims=(128, 64),
+                 num_actions=6, num_scenes=6)
     # Initial slots N(0, 0.02^2) instead of the official N(0, 1): with this small encoder's updates
     # (trunc-normal 0.02 weights, width 96) the official latents make ~2% of a slot depend on the clip
     # at initialisation, and the action loss never moves (README, "Why DEVIAS did not learn the action").
     model.slot_init_scale = 0.02
     data = config.data
-    data.update(root="data/synthetic", train_list="train.txt", num_actions=6, num_scenes=6,
-                scene_source="list", frame_stride=4)
+    data.update(root="data/synthetic", train_list="train.txt", scene_source="list", frame_stride=4)
     # mild crops keep the small actor in view; rho = 1 for DEVIAS (the docstring); baselines get 0
-    # unless '+fame' (common.py). The actor is pasted on a still frame of the background clip: the
+    # unless '+fame' (devias_jax/methods.py). The actor is pasted on a still frame of the background clip: the
     # background clip's own actor then stays in view but does not move, so the mixed clip shows one
     # motion (with the official moving background DEVIAS never learned 'spin'; README, same section).
     config.augment.update(rand_augment_n=0, crop_area=(0.7, 1.0), crop_aspect=(0.9, 1.1), fame_beta=0.2,
@@ -74,7 +76,4 @@ def _recipe(config, args):
         "val_unseen": common.suite("val_unseen.txt", "action,scene", "unseen"),
         "scene_only": common.suite("scene_only.txt", "scene", "unseen"),
     }
-
-
-def get_config(arg=None):
-    return common.build(arg, _recipe, defaults={**common.DEFAULT_ARGS, "method": "devias", "variant": "custom"})
+    return common.finish(config, args)  # the method's settings (devias_jax/methods.py), +variants, smoke

@@ -31,7 +31,7 @@ Expected top-1 (Tables 5 / 11), concat / GAP: Diving48 84.4 / 83.1, SSv2 75.2 / 
 ActivityNet 84.5 / 83.1.
 """
 
-from configs import common
+from configs import common, defaults
 
 # dataset -> (classes, training list, validation list, horizontal flip)
 DATASETS = {
@@ -45,14 +45,16 @@ FUSIONS = ("concat", "gap")
 WITH_INPUT_NORM = ("ucf101", "activitynet")
 
 
-def _recipe(config, args):
+def get_config(arg=None):
+    args = common.parse_arg(arg, {**common.DEFAULT_ARGS, "method": "devias_downstream", "dataset": "diving48", "fusion": "concat"})
+    config = defaults.run_config(args["variant"])  # every field with its default (configs/defaults.py)
     dataset, fusion = args["dataset"], args["fusion"]
     if dataset not in DATASETS:
         raise ValueError(f"config argument dataset={dataset!r}; expected one of {sorted(DATASETS)}")
     if fusion not in FUSIONS:
         raise ValueError(f"config argument fusion={fusion!r}; expected one of {list(FUSIONS)}")
     num_classes, train_list, val_list, flip = DATASETS[dataset]
-    config.model.update(num_classes=num_classes, fusion=fusion, slot_iterations=8)
+    config.model.update(num_actions=num_classes, fusion=fusion, slot_iterations=8)
     # official_compat: the authors' per-dataset head settings (read lazily, so the flag may come later)
     official = config.loss.get_ref("official_compat")
     authors = dataset in WITH_INPUT_NORM
@@ -70,8 +72,4 @@ def _recipe(config, args):
     config.optim.no_decay_regex = config.optim.no_decay_regex + "|^head/"
     config.eval.best_metric = "action_seen"
     config.eval.suites = {dataset: common.suite(val_list, "action", "seen")}
-
-
-def get_config(arg=None):
-    return common.build(arg, _recipe, defaults={**common.DEFAULT_ARGS, "method": "devias_downstream",
-                                                 "dataset": "diving48", "fusion": "concat"})
+    return common.finish(config, args)  # the method's settings (devias_jax/methods.py), +variants, smoke

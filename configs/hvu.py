@@ -12,13 +12,16 @@ with the rest of their numerics. Expected (paper Table 4): action 83.5 / 36.2, s
 (top-1), H.M. 57.2.
 """
 
-from configs import common
+from configs import common, defaults
 
 
-def _recipe(config, args):
-    config.model.update(num_classes=739, num_scenes=248, drop_path_rate=0.1, head_dropout=0.0,
+def get_config(arg=None):
+    args = common.parse_arg(arg, {**common.DEFAULT_ARGS, "method": "devias"})
+    config = defaults.run_config(args["variant"])  # every field with its default (configs/defaults.py)
+    config.model.update(num_actions=739, num_scenes=248, drop_path_rate=0.1, head_dropout=0.0,
                         slot_iterations=8)
     config.data.update(train_list="train.txt", scene_source="list", video_ext=".mp4")
+    # FAME beta and rho are DEVIAS's; the baselines train without scene mix unless +fame (devias_jax/methods.py)
     config.augment.update(fame_beta=0.5, scene_mix_prob=0.25)
     config.loss.scene_target = "label"
     config.train.update(batch_size=96, num_epochs=50)
@@ -32,7 +35,4 @@ def _recipe(config, args):
     official = config.loss.get_ref("official_compat")
     config.data.test_temporal_views = common.follows(official, lambda on: 1 if on else 2, int)
     config.data.test_spatial_views = common.follows(official, lambda on: 1 if on else 3, int)
-
-
-def get_config(arg=None):
-    return common.build(arg, _recipe, defaults={**common.DEFAULT_ARGS, "method": "devias"})
+    return common.finish(config, args)  # the method's settings (devias_jax/methods.py), +variants, smoke

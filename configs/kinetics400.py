@@ -13,13 +13,16 @@ seen / 38.1 unseen, scene 82.0 / 76.3, H.M. 62.0; the main table's composition (
 in eval/report.json too. The authors' scoring: --config.loss.official_compat=True.
 """
 
-from configs import common
+from configs import common, defaults
 
 
-def _recipe(config, args):
-    config.model.update(num_classes=400, num_scenes=365, drop_path_rate=0.1, head_dropout=0.0,
+def get_config(arg=None):
+    args = common.parse_arg(arg, {**common.DEFAULT_ARGS, "method": "devias"})
+    config = defaults.run_config(args["variant"])  # every field with its default (configs/defaults.py)
+    config.model.update(num_actions=400, num_scenes=365, drop_path_rate=0.1, head_dropout=0.0,
                         slot_iterations=8)
     config.data.update(train_list="train.txt", scene_source="teacher")
+    # FAME beta and rho are DEVIAS's; the baselines train without scene mix unless +fame (devias_jax/methods.py)
     config.augment.update(fame_beta=0.5, scene_mix_prob=0.8)
     config.loss.scene_target = "teacher"
     config.train.update(batch_size=96, num_epochs=100)
@@ -28,7 +31,4 @@ def _recipe(config, args):
     config.eval.suites = common.ucf101_like_suites("val.txt", "kinetics")
     config.eval.tables = common.paper_tables()
     config.eval.table = "main"
-
-
-def get_config(arg=None):
-    return common.build(arg, _recipe, defaults={**common.DEFAULT_ARGS, "method": "devias"})
+    return common.finish(config, args)  # the method's settings (devias_jax/methods.py), +variants, smoke

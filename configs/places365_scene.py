@@ -20,7 +20,7 @@ action targets only, so it is off here (see config_validation).
 Expected: the paper reports no Places365 accuracy for its teacher (the report gives top-1 and top-5).
 """
 
-from configs import common
+from configs import common, defaults
 
 SOURCES = {
     "image_folder": {"train_list": "train", "val_list": "val"},
@@ -28,7 +28,9 @@ SOURCES = {
 }
 
 
-def _recipe(config, args):
+def get_config(arg=None):
+    args = common.parse_arg(arg, {**common.DEFAULT_ARGS, "method": "scene_vit", "source": "image_folder"})
+    config = defaults.run_config(args["variant"])  # every field with its default (configs/defaults.py)
     if args["source"] not in SOURCES:
         raise ValueError(f"config argument source={args['source']!r}; expected one of {sorted(SOURCES)}")
     preset = dict(SOURCES[args["source"]])
@@ -43,8 +45,4 @@ def _recipe(config, args):
                         update_freq=2)
     config.eval.update(batch_size=64, best_metric="scene_seen_top1", scene_topk=5)
     config.eval.suites = {"places365_val": common.suite(val_list, "scene", "seen")}
-
-
-def get_config(arg=None):
-    return common.build(arg, _recipe, defaults={**common.DEFAULT_ARGS, "method": "scene_vit",
-                                                 "source": "image_folder"})
+    return common.finish(config, args)  # the method's settings (devias_jax/methods.py), +variants, smoke

@@ -12,6 +12,10 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
+from jax.experimental import multihost_utils
+
+from devias_jax.converted import unflatten
+from devias_jax.param_rules import flat_values
 
 _policies = ocp.checkpoint_managers
 
@@ -101,9 +105,6 @@ class PreemptionWatch:
         that all of them stop at the same step."""
         if jax.process_count() == 1:
             return self._requested.is_set()
-        import numpy as np
-        from jax.experimental import multihost_utils
-
         try:
             if multihost_utils.reached_preemption_sync_point(step):
                 return True
@@ -132,12 +133,30 @@ def find_training_checkpoint(path: str) -> str | None:
     return os.path.join(folder, str(max(steps)), "state") if steps else None
 
 
+def stored_param_shapes(state_dir: str) -> dict[str, jax.ShapeDtypeStruct]:
+    """{flax path: shape and dtype} of the parameters a trainer checkpoint holds (read from its metadata)."""
+    with ocp.PyTreeCheckpointer() as checkpointer:
+        stored = checkpointer.metadata(state_dir).item_metadata["params"]
+    return {path: jax.ShapeDtypeStruct(tuple(meta.shape), meta.dtype) for path, meta in flat_values(stored).items()}
+
+
+def restore_stored_params(state_dir: str, targets: Mapping[str, jax.ShapeDtypeStruct]) -> dict[str, jax.Array]:
+    """{flax path: array} for the parameters named in `targets` (shape, dtype and sharding each) and nothing
+    else: the optimizer moments and unnamed parameters stay on disk (orbax partial restore), and each
+    array is read straight onto its sharding, whatever mesh or process count the checkpoint was saved with."""
+    if not targets:
+        return {}
+    item = {"params": unflatten(dict(targets))}
+    with ocp.PyTreeCheckpointer() as checkpointer:
+        restored = checkpointer.restore(state_dir, args=ocp.args.PyTreeRestore(
+            item=item, restore_args=ocp.checkpoint_utils.construct_restore_args(item), partial_restore=True))
+    return flat_values(restored["params"])
+
+
 def load_training_params(state_dir: str) -> dict:
-    """Parameters (nested dict, string keys) of a trainer checkpoint, as host numpy arrays, whatever
-    the mesh or process count it was saved with (everything is restored onto one local device)."""
+    """Every parameter (nested dict, string keys) of a trainer checkpoint as host numpy arrays, read onto
+    one local device (the optimizer state is not read)."""
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    with ocp.StandardCheckpointer() as checkpointer:
-        metadata = checkpointer.metadata(state_dir).item_metadata
-        target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), metadata)
-        tree = checkpointer.restore(state_dir, target)
-    return jax.tree.map(np.asarray, tree["params"])
+    targets = {path: jax.ShapeDtypeStruct(shape.shape, shape.dtype, sharding=device)
+               for path, shape in stored_param_shapes(state_dir).items()}
+    return unflatten({path: np.asarray(value) for path, value in restore_stored_params(state_dir, targets).items()})

@@ -5,13 +5,16 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable
 
+from absl import app
+
+from devias_jax.methods import MODELS
 from devias_jax.suites import SuiteError
 from devias_jax.suites import parse as parse_suites
 from devias_jax.suites import tables as parse_tables
 
 # dotted key -> allowed values. Modules that add config fields add their choices here.
 CHOICES: dict[str, tuple[Any, ...]] = {
-    "model.name": ("vit", "devias", "devias_downstream", "one_token", "two_token", "action_vit", "scene_vit"),
+    "model.name": tuple(MODELS),
     "model.variant": ("Ti", "S", "B", "L", "H", "custom"),
     "model.pooling": ("mean", "cls", "none"),
     "model.dtype": ("float32", "bfloat16", "float16"),
@@ -38,16 +41,16 @@ POSITIVE: list[str] = ["model.embed_dim", "model.depth", "model.num_heads", "mod
                        "model.tubelet_size", "model.num_frames", "model.img_size", "model.mlp_ratio",
                        "model.num_scenes", "model.slot_iterations", "model.slot_heads", "model.slot_head_dim",
                        "model.slot_mlp_ratio", "model.slot_init_scale", "model.source_num_actions",
-                       "data.num_actions", "data.frame_stride", "data.test_temporal_views",
+                       "data.frame_stride", "data.test_temporal_views",
                        "data.test_spatial_views", "data.min_frames", "data.prefetch_batches",
                        "augment.fame_beta",
                        "train.batch_size", "train.log_every_steps", "optim.base_lr", "optim.eps",
                        "optim.update_freq", "optim.layer_decay", "checkpoint.keep", "eval.batch_size",
                        "data.batch_timeout_s"]
-NON_NEGATIVE: list[str] = ["model.num_classes", "model.num_prefix_tokens", "model.num_suffix_tokens",
+NON_NEGATIVE: list[str] = ["model.num_actions", "model.num_prefix_tokens", "model.num_suffix_tokens",
                            "model.layer_scale_init", "model.action_slot_index", "model.scene_slot_index",
                            "loss.alpha", "loss.beta", "loss.gamma",
-                           "data.num_scenes", "data.short_side",
+                           "data.short_side",
                            "data.decode_short_side", "data.decode_workers", "augment.rand_augment_m",
                            "augment.rand_augment_n", "augment.rand_augment_mstd", "augment.colour_jitter",
                            "augment.fame_blur_size", "augment.mixup_alpha", "augment.cutmix_alpha",
@@ -68,7 +71,7 @@ DATA_TYPES: dict[str, type | tuple[type, ...]] = {
     "root": str, "train_list": str, "video_ext": str, "classes_file": str, "tfds_name": str,
     "tfds_data_dir": str, "tfds_image_key": str, "tfds_label_key": str, "list_format": str, "scene_source": str,
     "source": str, "image_task": str, "shuffle": bool, "check_files": bool,
-    "num_actions": int, "num_scenes": int, "frame_stride": int, "short_side": int, "decode_short_side": int,
+    "frame_stride": int, "short_side": int, "decode_short_side": int,
     "test_temporal_views": int, "test_spatial_views": int, "min_frames": int, "decode_workers": int,
     "prefetch_batches": int, "batch_timeout_s": (int, float), "max_failure_fraction": (int, float)}
 
@@ -162,8 +165,26 @@ def _validate_suites(config: Any) -> None:
         raise ConfigError(str(error)) from None
 
 
+# Durations: (section, epochs key, steps key); each is given in one unit, the other key -1 (unset).
+DURATIONS = (("train", "num_epochs", "num_steps"), ("optim", "warmup_epochs", "warmup_steps"),
+             ("train", "eval_every_epochs", "eval_every_steps"),
+             ("train", "checkpoint_every_epochs", "checkpoint_every_steps"))
+
+
+def check_durations(config: Any) -> None:
+    """Each duration is given in epochs or in steps, never both (-1 = not given in that unit)."""
+    for section, epochs, steps in DURATIONS:
+        values = config.get(section)
+        if values is None or epochs not in values or steps not in values:
+            continue
+        if values[epochs] >= 0 and values[steps] >= 0:
+            raise ConfigError(f"config.{section}.{epochs}={values[epochs]} and config.{section}.{steps}="
+                              f"{values[steps]}: give this duration in one unit (set the other to -1)")
+
+
 def _validate_training(config: Any) -> None:
     """Cross-field checks of the trainer's sections."""
+    check_durations(config)
     optim, sharding, model, augment = (config.get(k) for k in ("optim", "sharding", "model", "augment"))
     if optim is not None and "layer_decay" in optim and optim.layer_decay > 1:
         raise ConfigError(f"config.optim.layer_decay={optim.layer_decay}; expected a value in (0, 1]")
@@ -181,7 +202,7 @@ def _validate_training(config: Any) -> None:
             raise ConfigError(f"{where}; the regex does not compile: {error}") from None
     if (augment is not None and model is not None and "mixup_alpha" in augment
             and (augment.mixup_alpha > 0 or augment.cutmix_alpha > 0)
-            and model.get("name") not in ("vit", "action_vit", "devias_downstream")):
+            and (model.get("name") not in MODELS or MODELS[model.name].learns_scenes)):
         raise ConfigError(f"config.augment.mixup_alpha / cutmix_alpha mix action labels only; model "
                           f"{model.name!r} also learns scenes from its clips (use them with action_vit)")
 
@@ -216,8 +237,6 @@ def _validate_data(config: Any) -> None:
         if data.short_side and data.short_side < model.img_size:
             raise ConfigError(f"config.data.short_side={data.short_side} is smaller than the crop size "
                               f"config.model.img_size={model.img_size}")
-    if data is not None and data.get("scene_source") == "list" and "num_scenes" in data and data.num_scenes < 1:
-        raise ConfigError("config.data.num_scenes must be >= 1 when config.data.scene_source='list'")
     if data is not None and data.get("source", "videos") != "videos":
         if data.get("scene_source") == "teacher":
             raise ConfigError(f"config.data.source={data.source!r} labels each image with its class; set "
@@ -238,8 +257,6 @@ def _validate_data(config: Any) -> None:
 def validated_cli_config(config: Any, argv: list[str]) -> Any:
     """For absl entry points: `config` after validate(), with stray positional arguments and config
     errors turned into absl's UsageError (a one-line message, no traceback)."""
-    from absl import app
-
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     try:

@@ -69,7 +69,7 @@ def render_split(spec: synthetic.Spec, split: str) -> tuple[np.ndarray, np.ndarr
 def method_config(method: str, overrides: list[str], seed: int, num_actions: int, num_scenes: int):
     config = load_config(os.path.join(_ROOT, "configs", f"demo.py:method={method}"))
     config.seed = seed
-    config.data.update(num_actions=num_actions, num_scenes=num_scenes)
+    config.model.update(num_actions=num_actions, num_scenes=num_scenes)
     for item in overrides:
         key, _, value = item.partition("=")
         node = config

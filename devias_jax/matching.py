@@ -42,7 +42,7 @@ def _assign_exact(cost: jax.Array) -> jax.Array:
 
 
 def _scipy_host(cost: np.ndarray) -> np.ndarray:
-    from scipy.optimize import linear_sum_assignment
+    from scipy.optimize import linear_sum_assignment  # on use: only the scipy reference matcher needs it
 
     cost = np.asarray(cost)
     flat = cost.reshape((-1,) + cost.shape[-2:])  # any leading (batch, vmap) dims

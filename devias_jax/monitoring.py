@@ -28,7 +28,7 @@ class MetricWriter:
             return
         os.makedirs(workdir, exist_ok=True)
         try:
-            from tensorboardX import SummaryWriter
+            from tensorboardX import SummaryWriter  # optional: the run goes on without TensorBoard files
 
             self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
         except ImportError:  # accelerator images may lack it; the JSON lines still carry everything

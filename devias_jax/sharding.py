@@ -89,6 +89,13 @@ def make_mesh(fsdp: int = 1, devices: Sequence[jax.Device] | None = None, num_de
                          devices=devices)
 
 
+def run_mesh(config: Any) -> Mesh:
+    """The mesh of a run (training, evaluation, analysis): multi-process start-up from
+    config.distributed (a no-op for one process), then make_mesh from config.sharding."""
+    initialize_distributed(config.distributed)
+    return make_mesh(config.sharding.fsdp, num_devices=config.sharding.num_devices)
+
+
 def batch_sharding(mesh: Mesh, ndim: int = 1) -> NamedSharding:
     """Leading (batch) dimension split over data x fsdp; the rest replicated."""
     return NamedSharding(mesh, P(BATCH_AXES, *([None] * (ndim - 1))))

@@ -21,9 +21,9 @@ from absl import logging
 from flax import nnx
 
 from devias_jax import checkpoint as ckpt_lib
-from devias_jax import losses, monitoring, optim, sharding
+from devias_jax import evaluators, losses, monitoring, optim, sharding, weights
 from devias_jax import suites as suites_lib
-from devias_jax.config_validation import ConfigError
+from devias_jax.config_validation import ConfigError, check_durations
 from devias_jax.data import failures, sources, streams  # TensorFlow itself loads only when a stream starts
 from devias_jax.models import build_model
 from devias_jax.models.devias import picks_slots_with_source_head
@@ -31,6 +31,7 @@ from devias_jax.models.vit import backbone_depth
 from devias_jax.param_rules import flat_values, path_str
 from devias_jax.prefetch import DevicePrefetcher
 from devias_jax.preprocess import to_unit
+from devias_jax.torch_reader import CheckpointError
 from devias_jax.train_augment import device_augment
 
 
@@ -51,6 +52,7 @@ class Durations:
 
 
 def resolve_durations(config: Any, train_size: int) -> Durations:
+    check_durations(config)  # one unit per duration
     batch = config.train.batch_size
     steps_per_epoch = train_size // batch
     if steps_per_epoch < 1:
@@ -189,17 +191,15 @@ def build_step(config: Any, mesh, *, global_batch: int, total_steps: int, warmup
 
 def _load_teacher(config: Any, mesh, random_teacher: bool) -> tuple[Any, dict]:
     """The frozen scene teacher (config.loss.teacher) with its weights, replicated over the mesh."""
-    from devias_jax.weights import load_weights
-
     teacher_config = config.loss.teacher
-    model = build_model(teacher_config, rngs=nnx.Rngs(config.seed))
     if teacher_config.checkpoint:
-        report = load_weights(model, teacher_config, teacher_config.checkpoint, strict=True)
+        graphdef, params, report = weights.load_params(teacher_config, teacher_config.checkpoint, mesh, seed=config.seed)
         logging.info("scene teacher from %s: %s", teacher_config.checkpoint, report.summary())
-    elif not random_teacher:
+        return graphdef, {"teacher": params}
+    if not random_teacher:
         raise ValueError("config.data.scene_source='teacher' needs config.loss.teacher.checkpoint (a converted "
                          "or PyTorch Places365 scene model, or one trained with configs/places365_scene.py)")
-    graphdef, params = nnx.split(model, nnx.Param)
+    graphdef, params = nnx.split(build_model(teacher_config, rngs=nnx.Rngs(config.seed)), nnx.Param)
     return graphdef, {"teacher": jax.device_put(params.to_pure_dict(), sharding.replicated(mesh))}
 
 
@@ -209,8 +209,7 @@ def train_and_evaluate(config: Any, workdir: str, *, step_hook: Callable[[int], 
     step_hook(step) runs after every finished step (tests use it to simulate a preemption).
     """
     # ==================================================================== setup
-    sharding.initialize_distributed(config.distributed)
-    mesh = sharding.make_mesh(config.sharding.fsdp, num_devices=config.sharding.num_devices)
+    mesh = sharding.run_mesh(config)
     is_main = jax.process_index() == 0
     os.makedirs(workdir, exist_ok=True)
     if is_main:
@@ -260,7 +259,9 @@ def train_and_evaluate(config: Any, workdir: str, *, step_hook: Callable[[int], 
     start_step = int(jax.device_get(state["step"]))
 
     # ==================================================================== loop
-    from devias_jax.evaluate import evaluate_suites
+    has_suites = bool(suites_lib.parse(config))
+    # Built once (lists opened, teacher loaded, predict jitted): every periodic evaluation reuses it.
+    suites_evaluator = evaluators.get("suites")(config, graphdef, mesh, workdir) if has_suites else None
 
     train_stream = streams.train_batches(
         config, global_batch_size=global_batch, process_index=jax.process_index(),
@@ -296,14 +297,12 @@ def train_and_evaluate(config: Any, workdir: str, *, step_hook: Callable[[int], 
                                        "time": time.time()}, metrics=metrics)
 
     def run_eval(step: int) -> dict:
-        report = evaluate_suites(config, graphdef, state["params"], mesh, workdir, step=step,
-                                 extra={"training_data": bad_inputs.totals()})
+        report = suites_evaluator.run(state["params"], step=step, extra={"training_data": bad_inputs.totals()})
         headline = {k: report[k] for k in ("action_seen", "action_unseen", "scene_seen", "scene_unseen",
                                            "scene_seen_top1", "scene_unseen_top1", "harmonic_mean")}
         writer.write(step, headline, split="eval")
         return report
 
-    has_suites = bool(suites_lib.parse(config))
     step = start_step
     try:
         for step in range(start_step + 1, durations.total_steps + 1):  # `step` = steps finished after this one
@@ -344,7 +343,7 @@ def train_and_evaluate(config: Any, workdir: str, *, step_hook: Callable[[int], 
 
     # ==================================================================== end: plots
     if is_main and config.train.plot_curves:
-        from devias_jax.visualize import plot_training_curves
+        from devias_jax.visualize import plot_training_curves  # matplotlib loads only when a run plots
 
         plot_training_curves(monitoring.read_metrics(workdir), os.path.join(workdir, "training_curves.png"))
     totals = bad_inputs.totals()
@@ -400,29 +399,21 @@ class _BadInputReport:
 
 
 def _load_init_from(config: Any, params: Any, param_shardings: Any) -> Any:
-    """Copies `config.init_from` weights into freshly initialised params. Parameters matching
-    config.checkpoint.init_skip (default: heads) keep their initial values when the checkpoint's shape
-    differs (e.g. a new class count); any other mismatch is an error."""
-    from devias_jax import convert
-    from devias_jax.weights import read_params
-
-    template = {path: tuple(leaf.shape) for path, leaf in flat_values(params).items()}
+    """Copies `config.init_from` weights into freshly initialised params, each placed on its sharding.
+    Parameters matching config.checkpoint.init_skip (default: heads) keep their initial values when the
+    checkpoint's shape differs (e.g. a new class count); any other mismatch is an error."""
     try:
-        loaded, report = read_params(config.init_from, template, config.model)
-    except convert.CheckpointError as error:
+        params, report = weights.restore_params(params, config.init_from, config.model, shardings=param_shardings)
+    except CheckpointError as error:
         if not config.checkpoint.init_skip or "shape mismatch" not in str(error):
             raise
-        loaded, report = read_params(config.init_from, template, config.model, skip=config.checkpoint.init_skip)
+        params, report = weights.restore_params(params, config.init_from, config.model, shardings=param_shardings,
+                                                skip=config.checkpoint.init_skip)
     print(f"init_from {config.init_from}:\n{report.summary()}", flush=True)
-    if picks_slots_with_source_head(config.model) and "head/kernel" not in loaded:
-        raise convert.CheckpointError(
+    if picks_slots_with_source_head(config.model) and "head/kernel" not in report.loaded:
+        raise CheckpointError(
             f"config.model.fusion_variant='official' picks the slots with the source's unified head, but "
-            f"{config.init_from} has no head of shape {template['head/kernel']} (D x (source_num_actions + "
-            f"num_scenes) = {config.model.source_num_actions} + {config.model.num_scenes}); check "
-            "config.model.source_num_actions against the source's action classes")
-
-    def pick(keypath, leaf, spec):
-        path = path_str(keypath)
-        return jax.device_put(loaded[path], spec) if path in loaded else leaf
-
-    return jax.tree_util.tree_map_with_path(pick, params, param_shardings)
+            f"{config.init_from} has no head of shape {tuple(params['head']['kernel'].shape)} (D x "
+            f"(source_num_actions + num_scenes) = {config.model.source_num_actions} + {config.model.num_scenes}); "
+            "check config.model.source_num_actions against the source's action classes")
+    return params

@@ -8,12 +8,13 @@ from typing import Any
 import jax
 
 from devias_jax import masks
+from devias_jax.methods import model_of
 from devias_jax.preprocess import normalize
 
 
 def uses_mask_targets(config: Any) -> bool:
-    """DEVIAS's mask losses (L_AMD, L_AG) need FAME targets of the clip."""
-    return config.model.name == "devias" and (config.loss.alpha > 0 or config.loss.beta > 0)
+    """The model's loss needs FAME mask targets of the clip (DEVIAS's L_AMD, L_AG; devias_jax/methods.py)."""
+    return model_of(config.model).mask_targets(config)
 
 
 def uses_mixup(config: Any) -> bool:

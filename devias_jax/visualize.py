@@ -1,4 +1,4 @@
-"""PNG figures: training curves; the analysis plots (devias_jax/analysis.py, scripts/visualize.py):
+"""PNG figures: training curves; the analysis plots (devias_jax/analysis/commands.py, scripts/visualize.py):
 per-slot attention maps over sampled frames, 2-D embeddings of action vs scene features, slot-role
 frequency."""
 

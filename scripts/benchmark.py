@@ -85,7 +85,7 @@ def forward_macs(model_config: Any) -> float:
     elif name in ("one_token", "two_token"):
         macs += 2 * dim * (num_actions + num_scenes)
     else:
-        macs += dim * max(num_actions, num_scenes, int(model_config.get("num_classes", 0)))
+        macs += dim * max(num_actions, num_scenes, int(model_config.get("num_actions", 0)))
     return float(macs)
 
 

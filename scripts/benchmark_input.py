@@ -146,12 +146,12 @@ def plain_throughput(paths: list[str], clips: int, cores: list[int]) -> float:
 # ------------------------------------------------------------------------------------------ tf.data
 
 def pipeline_throughput(root: str, clips: int, batch: int, cores: list[int]) -> float:
-    from configs import common
+    from configs import defaults
     import ml_collections
     from devias_jax.data import streams
 
-    config = ml_collections.ConfigDict({"model": common.model_config("B"), "data": common.data_config(),
-                                        "augment": common.augment_config()})
+    config = ml_collections.ConfigDict({"model": defaults.model_config("B"), "data": defaults.data_config(),
+                                        "augment": defaults.augment_config()})
     config.data.update(root=root, train_list="train.txt", scene_source="none", decode_workers=len(cores),
                        num_actions=100)
     with streams.train_batches(config, global_batch_size=batch, process_index=0, process_count=1,

@@ -14,11 +14,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from typing import Any  # noqa: E402
 
-from devias_jax import convert  # noqa: E402
+from devias_jax.converted import save_converted  # noqa: E402
+from devias_jax.key_maps import ConversionReport  # noqa: E402
 
 
 def convert_file(model_config: Any, checkpoint: str, output: str, *, skip: str | None = None,
-                 strict: bool = False, allow_inert: tuple[str, ...] = ()) -> convert.ConversionReport:
+                 strict: bool = False, allow_inert: tuple[str, ...] = ()) -> ConversionReport:
     """Reads `checkpoint`, maps it onto the model of `model_config`, writes `output`; returns the report."""
     from flax import nnx
 
@@ -30,7 +31,7 @@ def convert_file(model_config: Any, checkpoint: str, output: str, *, skip: str |
     model = build_model(model_config, rngs=nnx.Rngs(0))
     params, report = convert_weights(param_paths(model), model_config, checkpoint, skip=skip, strict=strict,
                                      allow_inert=allow_inert)
-    convert.save_converted(output, params, {
+    save_converted(output, params, {
         "source": os.path.abspath(checkpoint),
         "model": model_config.to_dict() if hasattr(model_config, "to_dict") else dict(model_config),
         "report": report.to_json(),

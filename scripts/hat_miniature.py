@@ -24,8 +24,8 @@ from absl import app, flags  # noqa: E402
 from devias_jax import sharding, suites  # noqa: E402
 from devias_jax.config_loading import load_config  # noqa: E402
 from devias_jax.data import miniature_release, sources, streams, synthetic  # noqa: E402
-from devias_jax.evaluate import make_predict_fn, run_predictions  # noqa: E402
-from devias_jax.weights import load_replicated  # noqa: E402
+from devias_jax.predict import make_predict_fn, run_predictions  # noqa: E402
+from devias_jax.weights import load_params  # noqa: E402
 
 flags.DEFINE_string("workdir", "runs/demo/devias", "a trained configs/demo.py run")
 flags.DEFINE_string("out", "data/hat_miniature", "where the miniature release is written")
@@ -46,7 +46,7 @@ def main(argv):
     config = load_config("configs/demo.py:method=devias")
     config.data.root = FLAGS.out
     mesh = sharding.make_mesh(1, num_devices=1)
-    graphdef, params, _ = load_replicated(config.model, FLAGS.workdir, mesh, seed=config.seed)
+    graphdef, params, _ = load_params(config.model, FLAGS.workdir, mesh, seed=config.seed)
     rows = {}
     for version in ("rand", "far"):
         suite = suites.Suite(name=f"hat_{version}", list=f"filelist/hat/ucf101/{version}", tasks=("action",),

@@ -63,8 +63,8 @@ def pseudo_label(config: Any, checkpoint: str, list_path: str, output: str, *, r
 
     from devias_jax import sharding
     from devias_jax.data import annotations, sources, streams
-    from devias_jax.evaluate import make_predict_fn, run_predictions
-    from devias_jax.weights import load_replicated
+    from devias_jax.predict import make_predict_fn, run_predictions
+    from devias_jax.weights import load_params
 
     run = teacher_run_config(config)
     checkpoint = checkpoint or run.get("loss", {}).get("teacher", {}).get("checkpoint", "")
@@ -85,7 +85,7 @@ def pseudo_label(config: Any, checkpoint: str, list_path: str, output: str, *, r
         raise annotations.AnnotationError(f"{list_path}:{int(ann.lines[ann.is_frames][0])}: frame-folder lines "
                                           "('frame_dir num_frames label') have no room for a scene column")
 
-    graphdef, params, report = load_replicated(run.model, checkpoint, mesh, seed=run.seed)
+    graphdef, params, report = load_params(run.model, checkpoint, mesh, seed=run.seed)
     if jax.process_index() == 0:
         print(f"scene teacher {checkpoint}: {report.summary()}", flush=True)
 

@@ -9,7 +9,7 @@ import tempfile
 import ml_collections
 import numpy as np
 
-from configs import common
+from configs import common, defaults
 from devias_jax.data import synthetic
 
 TINY = synthetic.Spec(num_actions=4, num_scenes=4, height=64, width=64, frames=40, train_per_action=6,
@@ -26,12 +26,11 @@ def tiny_dataset() -> str:
 
 def data_config(root: str, **data) -> ml_collections.ConfigDict:
     """A run config with the real data/augment sections, 8 frames of 64x64 (stride 4)."""
-    config = ml_collections.ConfigDict({"model": common.model_config("custom"), "data": common.data_config(),
-                                        "augment": common.augment_config(), "eval": common.eval_config()})
-    config.model.update(num_frames=8, img_size=64)
+    config = ml_collections.ConfigDict({"model": defaults.model_config("custom"), "data": defaults.data_config(),
+                                        "augment": defaults.augment_config(), "eval": defaults.eval_config()})
+    config.model.update(num_frames=8, img_size=64, num_actions=TINY.num_actions, num_scenes=TINY.num_scenes)
     config.eval.suites = {"val_seen": common.suite("val_seen.txt", "action,scene", "seen")}
-    config.data.update(root=root, train_list="train.txt",
-                       num_actions=TINY.num_actions, num_scenes=TINY.num_scenes, scene_source="list",
+    config.data.update(root=root, train_list="train.txt", scene_source="list",
                        decode_workers=2, prefetch_batches=1)
     config.data.update(**data)
     return config

@@ -5,14 +5,14 @@ from __future__ import annotations
 import ml_collections
 import numpy as np
 
-from configs import common
+from configs import defaults
 from devias_jax.weights import flat_params
 
 
 def tiny_vit_config(pooling: str = "mean", num_classes: int = 0) -> ml_collections.ConfigDict:
-    model = common.model_config("custom")
+    model = defaults.model_config("custom")
     model.update(embed_dim=64, depth=2, num_heads=4, num_frames=4, img_size=32, drop_path_rate=0.0,
-                 pooling=pooling, num_classes=num_classes)
+                 pooling=pooling, num_actions=num_classes)
     return model
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from devias_jax import analysis, visualize
+from devias_jax.analysis import maths
 
 
 def _unit(angle_degrees):
@@ -118,7 +119,7 @@ def test_retrieval_recall_matches_hand_computation():
 
 
 def test_cosine_topk_orders_by_similarity_then_index_in_chunks(monkeypatch):
-    monkeypatch.setattr(analysis, "_SIMILARITY_CHUNK", 6)  # 2 query rows per chunk over 3 gallery rows
+    monkeypatch.setattr(maths, "_SIMILARITY_CHUNK", 6)  # 2 query rows per chunk over 3 gallery rows
     gallery = np.array([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0]])
     sims, indices = analysis.cosine_topk(np.array([[1.0, 0.1], [0.0, 3.0], [1.0, 1.0]]), gallery, 2)
     assert indices.tolist() == [[0, 1], [2, 0], [0, 1]]

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from configs import common
+from configs import common, defaults
 from devias_jax import config_validation
 from devias_jax.config_loading import load_config
 from devias_jax.data import annotations, sources
@@ -147,4 +147,4 @@ def test_config_fields_and_validation():
         broken[section][field] = value
         with pytest.raises(config_validation.ConfigError, match=match):
             config_validation.validate(broken)
-    assert common.data_config().num_actions == 101
+    assert defaults.model_config().num_actions == 101

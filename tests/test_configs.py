@@ -12,7 +12,7 @@ from devias_jax.config_loading import command_line_problems, load_config
 from tests.conftest import ROOT
 
 RECIPES = sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "configs", "*.py"))
-                 if not p.endswith(("common.py", "__init__.py")))
+                 if not p.endswith(("common.py", "defaults.py", "__init__.py")))
 
 
 def test_there_are_recipes():
@@ -138,3 +138,14 @@ def test_hvu_test_views_are_the_papers_unless_the_official_switch_is_on():
     config.loss.official_compat = False
     assert (config.data.test_temporal_views, config.data.test_spatial_views) == (2, 3)
     assert config.loss.official_compat is False
+
+
+def test_a_duration_is_given_in_one_unit():
+    config = load_config(os.path.join(ROOT, "configs/ucf101.py"), {"train.num_steps": 500})  # recipe: 100 epochs
+    with pytest.raises(config_validation.ConfigError, match="num_epochs=100 and config.train.num_steps=500"):
+        config_validation.validate(config)
+    config = load_config(os.path.join(ROOT, "configs/ucf101.py"), {"train.num_steps": 500, "train.num_epochs": -1})
+    config_validation.validate(config)  # steps instead of epochs
+    config = load_config(os.path.join(ROOT, "configs/demo.py"), {"optim.warmup_steps": 10})
+    with pytest.raises(config_validation.ConfigError, match="optim.warmup_epochs=2"):
+        config_validation.validate(config)

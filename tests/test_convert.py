@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from devias_jax import convert, load_model
+from devias_jax import converted, load_model, torch_reader
 from tests.helpers import random_clips, tiny_vit_config
 from tests.torch_oracles import hf_forward, hf_model, pretraining_layout, to_videomae_names
 
@@ -57,7 +57,7 @@ def test_huggingface_mean_pooling_encoder_reports_missing_fc_norm(tmp_path):
     model = hf_model(use_mean_pooling=True, seed=2)
     path = str(tmp_path / "enc.pth")
     torch.save(model.state_dict(), path)
-    with pytest.raises(convert.CheckpointError, match="fc_norm"):
+    with pytest.raises(torch_reader.CheckpointError, match="fc_norm"):
         load_model(tiny_vit_config("mean"), path)
     predictor = load_model(tiny_vit_config("mean"), path, strict=False)
     assert predictor.report.missing == ["fc_norm/bias", "fc_norm/scale"]
@@ -107,7 +107,7 @@ def test_converted_directory_round_trip(tmp_path, classifier):
     torch.save({"module": to_videomae_names(classifier.state_dict())}, path)
     out_dir = str(tmp_path / "converted")
     report = convert_file(tiny_vit_config("mean", 7), path, out_dir)
-    assert os.path.isfile(os.path.join(out_dir, convert.CONVERSION_FILE)) and not report.missing
+    assert os.path.isfile(os.path.join(out_dir, converted.CONVERSION_FILE)) and not report.missing
     clips = random_clips(seed=7)
     _check(load_model(tiny_vit_config("mean", 7), out_dir), hf_forward(classifier, clips), clips,
            ["tokens", "logits"])
@@ -118,7 +118,7 @@ def test_converted_directory_round_trip(tmp_path, classifier):
 def test_shape_mismatch_names_key_and_both_shapes(tmp_path, classifier):
     path = str(tmp_path / "ft.pth")
     torch.save({"model": to_videomae_names(classifier.state_dict())}, path)
-    with pytest.raises(convert.CheckpointError) as error:
+    with pytest.raises(torch_reader.CheckpointError) as error:
         load_model(tiny_vit_config("mean", 9), path)
     message = str(error.value)
     assert "'head.weight'" in message and "(7, 64)" in message and "(64, 9)" in message
@@ -135,8 +135,8 @@ def test_malicious_pickle_is_refused_before_it_runs(tmp_path):
         path = str(tmp_path / f"evil{legacy}.pth")
         torch.save({"model": {"w": torch.zeros(2)}, "payload": Payload()}, path,
                    _use_new_zipfile_serialization=not legacy)
-        with pytest.raises(convert.UnsafeCheckpointError, match="system"):
-            convert.read_checkpoint(path)
+        with pytest.raises(torch_reader.UnsafeCheckpointError, match="system"):
+            torch_reader.read_checkpoint(path)
         assert not marker.exists()
 
 
@@ -146,7 +146,7 @@ def test_harmless_objects_in_checkpoints_are_inert(tmp_path):
     path = str(tmp_path / "with_args.pth")
     torch.save({"model": {"w": torch.arange(6.0).reshape(2, 3).t()},
                 "args": argparse.Namespace(lr=1e-3), "shape": torch.Size([2, 3])}, path)
-    loaded = convert.read_torch_file(path)
+    loaded = torch_reader.read_torch_file(path)
     np.testing.assert_array_equal(loaded["model"]["w"], np.arange(6.0, dtype=np.float32).reshape(2, 3).T)
     assert loaded["args"].state == {"lr": 1e-3} and loaded["shape"] == (2, 3)
 
@@ -157,10 +157,10 @@ def test_truncated_and_empty_files_give_clear_errors(tmp_path, legacy):
     torch.save({"model": {"w": torch.randn(64, 64)}}, str(path), _use_new_zipfile_serialization=not legacy)
     data = path.read_bytes()
     (tmp_path / "cut.pth").write_bytes(data[: len(data) // 2])
-    with pytest.raises(convert.CheckpointError, match="truncated|corrupt"):
-        convert.read_checkpoint(str(tmp_path / "cut.pth"))
+    with pytest.raises(torch_reader.CheckpointError, match="truncated|corrupt"):
+        torch_reader.read_checkpoint(str(tmp_path / "cut.pth"))
     (tmp_path / "empty.pth").write_bytes(b"")
-    with pytest.raises(convert.CheckpointError, match="empty"):
-        convert.read_checkpoint(str(tmp_path / "empty.pth"))
-    with pytest.raises(convert.CheckpointError, match="no such"):
-        convert.read_checkpoint(str(tmp_path / "missing.pth"))
+    with pytest.raises(torch_reader.CheckpointError, match="empty"):
+        torch_reader.read_checkpoint(str(tmp_path / "empty.pth"))
+    with pytest.raises(torch_reader.CheckpointError, match="no such"):
+        torch_reader.read_checkpoint(str(tmp_path / "missing.pth"))

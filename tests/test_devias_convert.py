@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from devias_jax import convert, load_model
+from devias_jax import load_model, torch_reader
 from devias_jax.models import build_model, torch_key_fn
 from devias_jax.weights import flat_params
 from tests.devias_oracles import DEVIASOracle, randomize
@@ -19,7 +19,7 @@ NUM_ACTIONS, NUM_SCENES = 5, 3
 
 def devias_config(iterations: int = 3, tied: bool = True, softmax_axis: str = "slots"):
     model = tiny_vit_config("none")
-    model.update(name="devias", num_classes=NUM_ACTIONS, num_scenes=NUM_SCENES, num_slots=2,
+    model.update(name="devias", num_actions=NUM_ACTIONS, num_scenes=NUM_SCENES, num_slots=2,
                  slot_iterations=iterations, slot_heads=2, slot_head_dim=16, slot_tied=tied,
                  slot_softmax_axis=softmax_axis, mask_decoder_dims=(24, 16))
     return model
@@ -75,9 +75,9 @@ def test_official_devias_checkpoint_matches_torch_oracle(tmp_path, tied, softmax
 
 def test_tied_copies_that_differ_and_wrong_iteration_counts_are_refused(tmp_path):
     path, _, _ = official_devias_file(tmp_path, tied=False, softmax_over_slots=True)
-    with pytest.raises(convert.CheckpointError, match="slot_tied=False"):
+    with pytest.raises(torch_reader.CheckpointError, match="slot_tied=False"):
         load_model(devias_config(tied=True), path)
-    with pytest.raises(convert.CheckpointError, match=r"slot_iterations=4; set it to 3"):
+    with pytest.raises(torch_reader.CheckpointError, match=r"slot_iterations=4; set it to 3"):
         load_model(devias_config(iterations=4, tied=False), path)
 
 
@@ -125,7 +125,7 @@ def test_synthetic_devias_state_dict_round_trips(tmp_path):
 def test_baseline_layouts_round_trip(tmp_path, method):
     model_config = tiny_vit_config("none" if method.startswith("two") else "mean")
     model_config.update(name=method.replace("_unified", ""), unified_head=method.endswith("unified"),
-                        num_classes=NUM_ACTIONS, num_scenes=NUM_SCENES)
+                        num_actions=NUM_ACTIONS, num_scenes=NUM_SCENES)
     _, state = _round_trip(tmp_path, model_config)
     if method.startswith("two"):
         assert state["cls_token"].shape == (1, 1, 64) and state["scene_token"].shape == (1, 1, 64)
@@ -159,7 +159,7 @@ def test_converted_directory_and_downstream_model(tmp_path):
                                oracle.outputs(clips)["logits"], atol=2e-5)
     # Transfer: the downstream model takes the backbone and the slots, its fusion head starts fresh.
     downstream = devias_config()
-    downstream.update(name="devias_downstream", num_classes=7, fusion="concat")
+    downstream.update(name="devias_downstream", num_actions=7, fusion="concat")
     predictor = load_model(downstream, path, strict=False)
     assert predictor.report.missing and all(p.startswith("fusion_head/") for p in predictor.report.missing)
     assert {k.split(".")[0] for k in predictor.report.unused} == {"head", "mask_predictor"}

@@ -168,9 +168,9 @@ def test_bad_values_name_the_key(key, value):
         config_validation.validate(config)
 
 
-def test_num_actions_follows_num_classes_and_teacher_follows_clip_geometry():
+def test_class_count_has_one_name_and_teacher_follows_clip_geometry():
     config = load_config(os.path.join(ROOT, "configs/kinetics400.py:method=devias"))
-    assert config.model.num_actions == config.model.num_classes == 400
+    assert config.model.num_actions == 400 and "num_classes" not in config.model and "num_actions" not in config.data
     config.model.num_frames = 8
     assert config.loss.teacher.num_frames == 8 and config.loss.teacher.name == "scene_vit"
     assert config.loss.teacher.pooling == "cls" and config.loss.teacher.num_scenes == 365

@@ -24,7 +24,7 @@ def test_presets_follow_table_23(dataset, classes, flip, fusion):
     config = load_config(os.path.join(ROOT, f"configs/downstream.py:dataset={dataset},fusion={fusion}"))
     config_validation.validate(config)
     assert config.model.name == "devias_downstream" and config.model.fusion == fusion
-    assert config.model.num_classes == classes == config.data.num_actions
+    assert config.model.num_actions == classes
     assert config.augment.flip is flip and config.data.scene_source == "none"
     assert (config.optim.base_lr, config.optim.weight_decay, config.optim.layer_decay) == (5e-4, 0.05, 0.75)
     assert (config.optim.warmup_epochs, config.train.num_epochs, config.train.batch_size) == (5, 50, 96)
@@ -48,7 +48,7 @@ def devias_workdir():
 
 def _downstream_config(fusion: str, init_from: str, **overrides):
     config = load_config(os.path.join(ROOT, f"configs/downstream.py:smoke,dataset=ucf101,fusion={fusion}"))
-    config.model.num_classes = TINY.num_actions
+    config.model.num_actions = TINY.num_actions
     config.data.update(root=tiny_dataset(), decode_workers=2, prefetch_batches=1, test_temporal_views=1,
                        test_spatial_views=1)
     config.eval.suites = {"val_seen": common.suite("val_seen.txt", "action", "seen")}
@@ -175,7 +175,7 @@ def test_official_head_matches_a_torch_transcription(input_norm):
 
     config = load_config(os.path.join(ROOT, "configs/downstream.py:smoke,dataset=ucf101"))
     config.loss.official_compat = True
-    config.model.update(num_classes=7, num_scenes=5, source_num_actions=6, fusion_norm=input_norm, num_slots=3)
+    config.model.update(num_actions=7, num_scenes=5, source_num_actions=6, fusion_norm=input_norm, num_slots=3)
     model = build_model(config.model, rngs=nnx.Rngs(0))
     assert model.fusion_head.scene_proj is None and model.fusion_head.scene_norm is None
     # every parameter random (LayerNorm scales and biases included) so a swapped or skipped one shows

@@ -69,7 +69,7 @@ def test_image_folder_batches_contract_determinism_and_resume(image_root):
     other = _take(_train(config, seed=6), 1)[0]
     assert not np.array_equal(other["index"], first[0]["index"])
     # the class can also be the action label (an image classifier)
-    action_config = _config(image_root, **{"data.image_task": "action", "data.num_actions": 4})
+    action_config = _config(image_root, **{"data.image_task": "action", "model.num_actions": 4})
     batch = next(_train(action_config, seed=5))
     np.testing.assert_array_equal(batch["action"], first[0]["scene"])
     assert (batch["scene"] == -1).all()
@@ -138,7 +138,7 @@ def test_image_lists_classes_file_and_label_checks(tmp_path, image_root):
     assert reordered.class_names == tuple(reversed(scene_names()))
     assert reordered.labels[np.asarray(reordered.paths) == os.path.join(train_dir, scene_names()[0], "0000.png")] == 3
     # more classes than the model has: named with the key
-    with pytest.raises(annotations.AnnotationError, match="config.data.num_scenes=3"):
+    with pytest.raises(annotations.AnnotationError, match="config.model.num_scenes=3"):
         sources.get(_config(image_root, **{"model.num_scenes": 3}))
     with pytest.raises(annotations.AnnotationError, match="neither"):
         sources.get(_config(image_root, **{"data.train_list": "nowhere"}))

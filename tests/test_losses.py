@@ -10,21 +10,21 @@ import numpy as np
 import pytest
 from scipy.special import expit, log_softmax, softmax
 
-from configs import common
+from configs import defaults
 from devias_jax import losses
 
 C_A, C_S = 3, 2
 
 
 def loss_config(**overrides) -> ml_collections.ConfigDict:
-    config = common.loss_config()
+    config = defaults.loss_config()
     config.update(overrides)
     return config
 
 
 def run_config(name: str, unified: bool = False, **loss_overrides) -> ml_collections.ConfigDict:
-    model = common.model_config("custom")
-    model.update(name=name, num_classes=C_A, num_scenes=C_S, unified_head=unified)
+    model = defaults.model_config("custom")
+    model.update(name=name, num_actions=C_A, num_scenes=C_S, unified_head=unified)
     return ml_collections.ConfigDict({"method": name, "model": model, "loss": loss_config(**loss_overrides)})
 
 

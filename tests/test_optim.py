@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs.common import optim_config
+from configs.defaults import optim_config
 from devias_jax import optim
 from devias_jax.param_rules import apply_rules, flat_values
 

@@ -137,7 +137,8 @@ def test_eval_view_geometry(tmp_path):
     synthetic.write_mp4(str(tmp_path / "v.mp4"), frames)
     with open(tmp_path / "list.txt", "w") as handle:
         handle.write("v.mp4 0\n")
-    config = data_config(str(tmp_path), scene_source="none", num_actions=1)
+    config = data_config(str(tmp_path), scene_source="none")
+    config.model.num_actions = 1
     config.model.img_size = 32
     config.data.short_side = 48  # 64x96 -> 48x72, crops of 32 at (8, 0), (8, 20), (8, 40)
     batch = _eval(config, "list.txt", batch_size=1, process_index=0, process_count=1)[0]

@@ -11,10 +11,12 @@ import pytest
 from flax import nnx
 
 from configs import common
-from devias_jax import sharding
+from devias_jax import evaluators, sharding
 from devias_jax import suites as suites_lib
 from devias_jax.config_validation import ConfigError, validate
-from devias_jax.evaluate import evaluate_suites, load_teacher, make_predict_fn, make_teacher_fn
+from devias_jax.evaluate import evaluate_suites
+from devias_jax.evaluators.suites import load_teacher
+from devias_jax.predict import make_predict_fn, make_teacher_fn
 from devias_jax.data import sources, streams
 from devias_jax.models import build_model
 from devias_jax.data import miniature_release as release_helpers
@@ -34,7 +36,8 @@ def _config(root):
     demo model, and the tiny trained scene teacher (tests/teacher_helpers.py) as config.loss.teacher."""
     teacher = trained_teacher()
     config = tiny_train_config("devias")
-    config.data.update(root=root, num_actions=3)
+    config.data.update(root=root)
+    config.model.num_actions = 3
     config.model.num_scenes = teacher.config.model.num_scenes
     suites = common.ucf101_like_suites("unused.txt", "ucf101")
     del suites["val"]
@@ -146,3 +149,32 @@ def test_a_hat_suite_that_scores_scenes_needs_teacher_labels(release):
     config.eval.tables.main.action_unseen = "scuba_vqgan_clip,nope"
     with pytest.raises(ConfigError, match="tables.main.action_unseen.*unknown \\['nope'\\]"):
         validate(config)
+
+
+def test_a_second_periodic_evaluation_compiles_nothing(release, tmp_path):
+    """The suites evaluator is built once (as the trainer does); its second run over the same suites,
+    teacher-labelled HAT splits included, traces and compiles nothing."""
+    config = _config(release)
+    for name in ("scuba_places365", "scuba_vqgan_clip", "hat_random"):  # one SCUBA suite, HAT Far, Scene-Only
+        del config.eval.suites[name]
+    config.eval.tables = {}
+    config.eval.table = ""
+    mesh = sharding.make_mesh(1, num_devices=1)
+    graphdef, params = _random(config.model, 0)
+    evaluator = evaluators.get("suites")(config, graphdef, mesh, str(tmp_path))
+    compiles = []
+
+    def listen(event, duration, **kwargs):
+        if event.startswith("/jax/core/compile/"):
+            compiles.append(event)
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        first = evaluator.run(params, step=1)
+        compiled_first = len(compiles)
+        second = evaluator.run(params, step=2)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+    assert compiled_first > 0  # the listener sees compilations at all
+    assert compiles[compiled_first:] == []
+    assert second["suites"] == first["suites"] and second["step"] == 2

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
 
-from configs.common import checkpoint_config, sharding_config
-from devias_jax import checkpoint, sharding
+from configs.defaults import checkpoint_config, sharding_config
+from devias_jax import checkpoint, sharding, weights
+from devias_jax.torch_reader import CheckpointError
 
 
 def test_mesh_shapes_and_errors():
@@ -96,3 +97,40 @@ def test_preemption_watch_turns_sigterm_into_a_stop_request():
         assert watch.should_stop(1)
     finally:
         watch.restore_handlers()
+
+
+def test_weights_from_a_trainer_checkpoint_restore_only_the_parameters_onto_their_shardings(tmp_path):
+    """The one weights path (devias_jax/weights.py) on a trainer checkpoint saved on a 2-way FSDP mesh:
+    the parameters come back on the requested 4-way FSDP shardings, equal to what was saved, while the
+    optimizer moments, the step and parameters nobody asked for are never restored; a parameter of
+    another shape fails naming both shapes."""
+    saved_mesh, target_mesh = sharding.make_mesh(fsdp=2), sharding.make_mesh(fsdp=4)
+    state = _state(saved_mesh, 2.0)
+    state["params"]["extra"] = jnp.ones((3,))
+    state["opt_state"] = {"mu": jnp.zeros((8, 4)), "nu": jnp.zeros((8, 4))}
+    cfg = checkpoint_config()
+    cfg.async_save = False
+    ckpts = checkpoint.Checkpoints(str(tmp_path / "run" / "checkpoints"), cfg)
+    ckpts.save(5, state, {"step": 5})
+    ckpts.close()
+    template = {"w": jax.ShapeDtypeStruct((8, 4), jnp.float32), "b": jax.ShapeDtypeStruct((4,), jnp.float32)}
+    targets = sharding.param_shardings(template, target_mesh, _fsdp_everything())
+    read = []
+    original = checkpoint.restore_stored_params
+
+    def spy(state_dir, wanted):
+        read.append(sorted(wanted))
+        return original(state_dir, wanted)
+
+    checkpoint.restore_stored_params = spy
+    try:
+        params, report = weights.restore_params(template, str(tmp_path / "run"), None, shardings=targets, strict=True)
+    finally:
+        checkpoint.restore_stored_params = original
+    assert read == [["b", "w"]] and sorted(report.loaded) == ["b", "w"] and report.unused == ["extra"]
+    assert params["w"].sharding == targets["w"] and params["w"].sharding.spec == P("fsdp", None)  # 8 rows over 4
+    np.testing.assert_array_equal(np.asarray(params["w"]), np.full((8, 4), 2.0))
+    np.testing.assert_array_equal(np.asarray(params["b"]), np.full((4,), 2.0))
+    wrong = {"w": jax.ShapeDtypeStruct((4, 8), jnp.float32)}
+    with pytest.raises(CheckpointError, match=r"\(8, 4\).*\(4, 8\)"):
+        weights.restore_params(wrong, str(tmp_path / "run"), None, shardings={"w": targets["w"]})

@@ -86,3 +86,33 @@ def test_package_import_graph_has_no_cycle():
     graph = {name: _imports(name, path, set(files)) for name, path in files.items()}
     assert graph["devias_jax.data.streams"] >= {"devias_jax.data.sources", "devias_jax.data.tf_setup"}
     assert find_cycles(graph) == []
+
+
+def unexplained_function_imports(source: str) -> list[int]:
+    """Lines of imports inside functions with no comment on the line or the line above (the reason)."""
+    lines = source.split("\n")
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for inner in ast.walk(node):
+                if isinstance(inner, (ast.Import, ast.ImportFrom)):
+                    line, above = lines[inner.lineno - 1], lines[inner.lineno - 2].strip()
+                    if "#" not in line and not above.startswith("#"):
+                        found.append(inner.lineno)
+    return sorted(set(found))
+
+
+def test_unexplained_function_import_finder():
+    source = ("import os\n\ndef f():\n    import json\n    return json\n\n"
+              "def g():\n    import csv  # on use: rarely needed\n    # heavy\n    import abc\n    return csv, abc\n")
+    assert unexplained_function_imports(source) == [4]
+
+
+def test_imports_inside_functions_say_why():
+    """Modules import at the top; an import inside a function carries its reason in a comment."""
+    problems = {}
+    for name, path in sorted(_module_files().items()):
+        lines = unexplained_function_imports(open(path, encoding="utf-8").read())
+        if lines:
+            problems[os.path.relpath(path, ROOT)] = lines
+    assert problems == {}

@@ -8,7 +8,7 @@ import jax
 import numpy as np
 
 from configs import common
-from devias_jax import convert
+from devias_jax import converted
 from devias_jax.checkpoint import find_training_checkpoint, load_training_params
 from devias_jax.config_loading import load_config
 from tests.conftest import ROOT
@@ -19,8 +19,8 @@ def tiny_train_config(method: str = "devias", **overrides):
     """configs/demo.py shrunk by `smoke` (ViT 32-d, 2 blocks, 4 frames of 32x32) on TINY: 24 training
     clips, batch 8 (3 steps per epoch), evaluation on val_seen and scene_only."""
     config = load_config(os.path.join(ROOT, f"configs/demo.py:method={method},smoke"))
-    config.data.update(root=tiny_dataset(), num_actions=TINY.num_actions, num_scenes=TINY.num_scenes,
-                       decode_workers=2, prefetch_batches=1)
+    config.data.update(root=tiny_dataset(), decode_workers=2, prefetch_batches=1)
+    config.model.update(num_actions=TINY.num_actions, num_scenes=TINY.num_scenes)
     config.eval.suites = {"val_seen": common.suite("val_seen.txt", "action,scene", "seen"),
                           "scene_only": common.suite("scene_only.txt", "scene", "unseen")}
     config.eval.batch_size = 8
@@ -45,7 +45,7 @@ def apply_overrides(config, overrides: dict):
 
 def final_params(workdir: str) -> dict[str, np.ndarray]:
     """The latest checkpoint's parameters, flat {path: array}."""
-    return {k: np.asarray(v) for k, v in convert.flatten(load_training_params(find_training_checkpoint(workdir))).items()}
+    return {k: np.asarray(v) for k, v in converted.flatten(load_training_params(find_training_checkpoint(workdir))).items()}
 
 
 def assert_params_equal(a: dict, b: dict, atol: float = 0.0) -> None:

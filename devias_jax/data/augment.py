@@ -26,6 +26,7 @@ import math
 from typing import Any
 
 import numpy as np
+from PIL import Image, ImageEnhance, ImageOps
 
 from devias_jax.data.tf_setup import import_tf
 
@@ -129,8 +130,6 @@ def plan_clip(rng: np.random.Generator, height: int, width: int, size: int, augm
 
 def _photometric_op(name: str, level: float, sign: float):
     """image -> image for one photometric RandAugment op with timm's magnitude mapping."""
-    from PIL import ImageEnhance, ImageOps
-
     enhance = 1.0 + sign * level * 0.9
     if name == "AutoContrast":
         return ImageOps.autocontrast
@@ -158,8 +157,6 @@ def apply_plan(frames: np.ndarray, plan: ClipPlan, size: int) -> np.ndarray:
 
     One resampling per frame: PIL's affine transform (bilinear, plan.fill outside) when a geometric op
     applies, else a bilinear resize of the crop box (+ mirror)."""
-    from PIL import Image, ImageEnhance
-
     top, left, crop_h, crop_w = plan.box
     ops = [_photometric_op(*op) for op in plan.photometric]
     if plan.jitter is not None:

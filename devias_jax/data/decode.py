@@ -20,6 +20,7 @@ import os
 from typing import Callable
 
 import numpy as np
+from PIL import Image
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -82,7 +83,7 @@ def spatial_crops(height: int, width: int, crop: int, views: int) -> list[tuple[
 
 def _probe_size(path: str) -> tuple[int, int]:
     """(height, width) of the first video stream from the container header (PyAV, no decoding)."""
-    import av
+    import av  # on use: only the decode_short_side probe needs PyAV
 
     with av.open(path) as container:
         stream = container.streams.video[0]
@@ -108,7 +109,7 @@ class VideoDecoder:
             raise DecodeError(f"{path}: missing")
         if os.path.getsize(path) == 0:
             raise DecodeError(f"{path}: empty (0 bytes)")
-        import decord
+        import decord  # on use: not installed everywhere (the GPU machines lack it); frame folders do without
 
         try:
             size = {}
@@ -132,8 +133,6 @@ class VideoDecoder:
         return np.ascontiguousarray(frames, dtype=np.uint8)
 
     def _read_folder(self, path: str, indices_for, num_frames: int) -> np.ndarray:
-        from PIL import Image
-
         if not os.path.isdir(path):
             raise DecodeError(f"{path}: missing frame folder")
         files = sorted(f for f in os.listdir(path) if f.lower().endswith(IMAGE_EXTENSIONS))

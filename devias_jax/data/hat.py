@@ -29,6 +29,7 @@ import pickle
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from devias_jax.data import decode
 from devias_jax.data.annotations import AnnotationError
@@ -216,8 +217,6 @@ def paste_shift(foreground_mask: np.ndarray, background_mask: np.ndarray) -> tup
 def composite_frame(foreground, foreground_mask, background, shift: tuple[int, int]) -> np.ndarray:
     """PIL foreground RGB, its mask resized to it (L), the inpainted background (RGB, already resized
     to the canvas) -> uint8 (h, w, 3): the foreground pasted at `shift` (dy, dx) where the mask > 128."""
-    from PIL import Image
-
     paste_mask = Image.fromarray(((np.asarray(foreground_mask) > 128) * 255).astype(np.uint8), "L")
     canvas = background.copy()
     canvas.paste(foreground, (shift[1], shift[0]), paste_mask)
@@ -225,8 +224,6 @@ def composite_frame(foreground, foreground_mask, background, shift: tuple[int, i
 
 
 def _open(path: str, mode: str):
-    from PIL import Image
-
     try:
         with Image.open(path) as image:
             return image.convert(mode)
@@ -237,8 +234,6 @@ def _open(path: str, mode: str):
 def composite_window(layout: Layout, pair: Pair, indices: np.ndarray, foreground_frames: int) -> np.ndarray:
     """uint8 (T, h, w, 3): foreground frames `indices` composited on their background frames; the shift
     comes from the first of them (PROTOCOL §2.3-§2.6)."""
-    from PIL import Image
-
     mapping = background_index(foreground_frames, pair.background_frames)
     frames, shift = [], None
     for i in indices:

@@ -26,6 +26,7 @@ import os
 from typing import Any, Sequence
 
 import numpy as np
+from PIL import Image
 
 from devias_jax.data import annotations as annotations_lib
 from devias_jax.data import decode
@@ -87,7 +88,7 @@ class TfdsImages(ImageSet):
         self.list_path = f"tfds:{name}/{split}"
         self.image_key, self.label_key = image_key, label_key
         import_tf()  # TensorFlow first, with every GPU hidden from it
-        import tensorflow_datasets as tfds
+        import tensorflow_datasets as tfds  # after import_tf(); only data.source='tfds' needs it
 
         try:
             builder = tfds.builder(name, data_dir=data_dir or None)
@@ -126,8 +127,6 @@ class TfdsImages(ImageSet):
 
 def read_image(path: str) -> np.ndarray:
     """uint8 (h, w, 3) RGB; decode.DecodeError for a missing, empty or unreadable file."""
-    from PIL import Image
-
     if not os.path.isfile(path):
         raise decode.DecodeError(f"{path}: missing")
     if os.path.getsize(path) == 0:
@@ -229,8 +228,8 @@ def _open_tfds(name: str, split: str, data_dir: str, image_key: str, label_key: 
 def label_limit(config: Any) -> tuple[str, int]:
     """(config key, class count) the image labels must fit."""
     if config.data.get("image_task", "scene") == "action":
-        return "num_actions", int(config.data.num_actions)
-    return "num_scenes", int(config.data.num_scenes)
+        return "num_actions", int(config.model.num_actions)
+    return "num_scenes", int(config.model.num_scenes)
 
 
 def open_image_set(config: Any, name: str) -> ImageSet:
@@ -262,5 +261,5 @@ def open_image_set(config: Any, name: str) -> ImageSet:
     key, limit = label_limit(config)
     if images.num_classes > limit:
         raise AnnotationError(f"{images.list_path}: {images.num_classes} classes, more than "
-                              f"config.data.{key}={limit}")
+                              f"config.model.{key}={limit}")
     return images

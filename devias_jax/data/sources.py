@@ -139,7 +139,7 @@ class HatSource(DataSource):
 
     Rows are the split's pairs in file order; the action label is labels.csv's index of the
     foreground class; the scene label is unknown here (-1): scenes of composited clips come from the
-    scene teacher on the same views (evaluate.py)."""
+    scene teacher on the same views (evaluators/suites.py)."""
 
     def __init__(self, split_path: str, *, root: str, dataset: str, labels: dict[str, int], num_frames: int,
                  frame_stride: int, temporal_views: int, spatial_views: int, official_windows: bool = False,
@@ -153,7 +153,7 @@ class HatSource(DataSource):
         self.actions = np.asarray([labels[pair.foreground_class] for pair in self.pairs], np.int64)
         if num_actions is not None and (self.actions >= num_actions).any():
             raise hat.ReleaseError(f"{split_path}: labels.csv gives class index {int(self.actions.max())} >= "
-                               f"config.data.num_actions={num_actions}")
+                               f"config.model.num_actions={num_actions}")
         self.num_frames, self.frame_stride = num_frames, frame_stride
         self.temporal_views, self.spatial_views = temporal_views, spatial_views
         self.frames_per_read = num_frames
@@ -204,8 +204,8 @@ def get(config: Any, name: str | None = None, root: str = "") -> DataSource:
         # scene_source decides the TRAINING scene targets; an evaluation list is scored against its own scene
         # column whenever it has one (e.g. the teacher's pseudo labels from scripts/pseudo_scene_labels.py).
         parsed = annotations_lib.load_list(
-            annotations_lib.list_path(config, name), root=os.path.join(data.root, root) if root else data.root, num_actions=data.num_actions,
-            num_scenes=data.num_scenes, scene_source=data.scene_source if training else "list",
+            annotations_lib.list_path(config, name), root=os.path.join(data.root, root) if root else data.root, num_actions=config.model.num_actions,
+            num_scenes=config.model.num_scenes, scene_source=data.scene_source if training else "list",
             list_format=data.list_format, video_ext=data.video_ext, check_files=data.check_files,
             require_scene=training)
         return video_source(config, parsed)
@@ -256,7 +256,7 @@ def for_suite(config: Any, suite: Any) -> list[tuple[str, DataSource]]:
                               frame_stride=int(data.frame_stride), temporal_views=int(data.test_temporal_views),
                               spatial_views=int(data.test_spatial_views),
                               official_windows=bool(config.loss.get("official_compat", False)), seed=int(config.seed),
-                              num_actions=int(data.num_actions)))
+                              num_actions=int(model.num_actions)))
             for label, path in splits]
 
 

@@ -299,7 +299,7 @@ def render_clip(spec: Spec, action: int, scene: int, rng: np.random.Generator
 def write_mp4(path: str, frames: np.ndarray, fps: int = 25, crf: int = 18, codec: str = "libx264") -> None:
     """uint8 (T, H, W, 3) -> H.264 (yuv420p) .mp4 via PyAV (index first, 'faststart');
     byte-deterministic: the same frames give the same file on every call (see the x264 options)."""
-    import av
+    import av  # on use: only writing .mp4 files needs PyAV
 
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with av.open(path, "w", options={"movflags": "faststart"}) as container:

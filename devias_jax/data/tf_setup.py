@@ -19,7 +19,7 @@ def import_tf():
     with _LOCK:
         if _TF is None:
             os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-            import tensorflow as tf
+            import tensorflow as tf  # the one place TensorFlow loads, after hiding the GPUs from it
 
             try:
                 tf.config.set_visible_devices([], "GPU")

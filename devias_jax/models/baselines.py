@@ -18,50 +18,48 @@ scene feature, so the loss can apply L_DE with a fixed assignment.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from devias_jax.key_maps import default_torch_key
 from devias_jax.models.devias import class_counts
-from devias_jax.models.vit import VisionTransformer, trunc_normal_linear, vit_config_from
+from devias_jax.models.vit import (VisionTransformer, ViTConfig, encode, encoder_parts, fc_norm_for,
+                                   split_sequence, trunc_normal_linear, vit_config_from)
 
 TASKS = ("action", "scene")
 
 
-class _MultiTaskHeads:
-    """Mixin: unified or separate action/scene heads on two (B, D) features."""
+class _TwoTaskViT(nnx.Module):
+    """The ViT encoder's parts (vit.encoder_parts, under their own names) with action and scene heads, or
+    one unified head, on two (B, D) features that subclasses pick from the token sequence."""
 
-    def _build_heads(self, num_actions: int, num_scenes: int, unified: bool, dropout: float,
-                     init_scale: float, rngs: nnx.Rngs) -> None:
-        dim, dtype, bounds = self.cfg.embed_dim, self.cfg.compute_dtype, self.cfg.init_bounds
-        self.num_actions, self.num_scenes, self.unified_head = num_actions, num_scenes, unified
-        # The ViT set head / head_dropout to None (static); mark the replacements as data.
-        self.head_dropout = nnx.data(nnx.Dropout(dropout))
-        self.head = nnx.data(trunc_normal_linear(dim, num_actions + (num_scenes if unified else 0), rngs, dtype,
-                                                 bounds, init_scale=init_scale))
-        self.scene_head = None if unified else trunc_normal_linear(dim, num_scenes, rngs, dtype, bounds,
-                                                                   init_scale=init_scale)
+    def __init__(self, cfg: ViTConfig, counts: tuple[int, int], model_config: Any, *, rngs: nnx.Rngs):
+        self.cfg = cfg
+        self.num_actions, self.num_scenes = counts  # (C_a, C_s)
+        self.unified_head = bool(model_config.unified_head)
+        self.patch_embed, self.cls_token, self.suffix_token, self.blocks, self.norm = encoder_parts(cfg, rngs)
+        self.fc_norm = fc_norm_for(cfg, rngs)
+        dim, dtype, bounds = cfg.embed_dim, cfg.compute_dtype, cfg.init_bounds
+        init_scale = float(model_config.head_init_scale)
+        self.head_dropout = nnx.Dropout(float(model_config.head_dropout))
+        head_width = self.num_actions + (self.num_scenes if self.unified_head else 0)
+        self.head = trunc_normal_linear(dim, head_width, rngs, dtype, bounds, init_scale=init_scale)
+        self.scene_head = (None if self.unified_head else
+                           trunc_normal_linear(dim, self.num_scenes, rngs, dtype, bounds, init_scale=init_scale))
 
-    def _features(self, clips: jax.Array, train: bool, rngs: nnx.Rngs | None) -> dict[str, jax.Array]:
-        """The backbone part of VisionTransformer.__call__ (its head is replaced here)."""
-        cfg = self.cfg
-        sequence = self.encode(clips, train, rngs)  # (B, P + N + S, D)
-        n_pre, n_suf = cfg.num_prefix_tokens, cfg.num_suffix_tokens
-        out = {"tokens": sequence[:, n_pre:sequence.shape[1] - n_suf]}  # (B, N, D)
-        if n_pre:
-            out["prefix_tokens"] = sequence[:, :n_pre]
-        if n_suf:
-            out["suffix_tokens"] = sequence[:, sequence.shape[1] - n_suf:]
-        if cfg.pooling == "mean":
-            out["pooled"] = self.fc_norm(out["tokens"].mean(axis=1))  # (B, D)
-        elif cfg.pooling == "cls":
-            out["pooled"] = sequence[:, 0]
-        return out
+    def encode(self, clips: jax.Array, train: bool = False, rngs: nnx.Rngs | None = None) -> jax.Array:
+        return encode(self.cfg, self, clips, train, rngs)  # (B, P + N + S, D)
 
-    def _classify(self, action_feature: jax.Array, scene_feature: jax.Array, train: bool,
-                  rngs: nnx.Rngs | None) -> dict[str, jax.Array]:
+    def task_features(self, parts: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
+        """vit.split_sequence's outputs -> (action feature, scene feature), each (B, D)."""
+        raise NotImplementedError
+
+    def __call__(self, clips: jax.Array, train: bool = False, rngs: nnx.Rngs | None = None) -> dict[str, jax.Array]:
+        parts = split_sequence(self.cfg, self.encode(clips, train, rngs), self.fc_norm)
+        action_feature, scene_feature = self.task_features(parts)
         action_in = self.head_dropout(action_feature, deterministic=not train, rngs=rngs)
         scene_in = self.head_dropout(scene_feature, deterministic=not train, rngs=rngs)
         out = {"action_feature": action_feature, "scene_feature": scene_feature}
@@ -72,45 +70,34 @@ class _MultiTaskHeads:
         else:
             out.update(action_logits=self.head(action_in).astype(jnp.float32),
                        scene_logits=self.scene_head(scene_in).astype(jnp.float32))
+        out["tokens"] = parts["tokens"]  # (B, N, D)
         return out
 
 
-class OneToken(_MultiTaskHeads, VisionTransformer):
+class OneToken(_TwoTaskViT):
     """One pooled feature, action and scene predicted from it (multi-task VideoMAE classifier)."""
 
     def __init__(self, model_config: Any, *, rngs: nnx.Rngs):
-        num_actions, num_scenes = class_counts(model_config)
-        pooling = model_config.get("pooling", "mean")
-        if pooling == "none":
+        counts = class_counts(model_config)
+        if model_config.pooling == "none":
             raise ValueError("config.model.pooling='none' leaves One-Token without a feature; use 'mean' or 'cls'")
-        super().__init__(vit_config_from(model_config, num_classes=0, num_suffix_tokens=0), rngs=rngs)
-        self._build_heads(num_actions, num_scenes, bool(model_config.get("unified_head", False)),
-                          float(model_config.get("head_dropout", 0.0)),
-                          float(model_config.get("head_init_scale", 0.001)), rngs)
+        super().__init__(vit_config_from(model_config, num_classes=0, num_suffix_tokens=0), counts, model_config,
+                         rngs=rngs)
 
-    def __call__(self, clips: jax.Array, train: bool = False, rngs: nnx.Rngs | None = None) -> dict[str, jax.Array]:
-        features = self._features(clips, train, rngs)  # tokens (B, N, D), pooled (B, D)
-        out = self._classify(features["pooled"], features["pooled"], train, rngs)
-        out["tokens"] = features["tokens"]
-        return out
+    def task_features(self, parts: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
+        return parts["pooled"], parts["pooled"]
 
 
-class TwoToken(_MultiTaskHeads, VisionTransformer):
+class TwoToken(_TwoTaskViT):
     """Class token (position 0) for action and a scene token (position N + 1) for scene."""
 
     def __init__(self, model_config: Any, *, rngs: nnx.Rngs):
-        num_actions, num_scenes = class_counts(model_config)
+        counts = class_counts(model_config)
         super().__init__(vit_config_from(model_config, pooling="none", num_classes=0, num_prefix_tokens=1,
-                                         num_suffix_tokens=1, head_dropout=0.0), rngs=rngs)
-        self._build_heads(num_actions, num_scenes, bool(model_config.get("unified_head", False)),
-                          float(model_config.get("head_dropout", 0.0)),
-                          float(model_config.get("head_init_scale", 0.001)), rngs)
+                                         num_suffix_tokens=1, head_dropout=0.0), counts, model_config, rngs=rngs)
 
-    def __call__(self, clips: jax.Array, train: bool = False, rngs: nnx.Rngs | None = None) -> dict[str, jax.Array]:
-        features = self._features(clips, train, rngs)
-        out = self._classify(features["prefix_tokens"][:, 0], features["suffix_tokens"][:, 0], train, rngs)
-        out["tokens"] = features["tokens"]
-        return out
+    def task_features(self, parts: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
+        return parts["prefix_tokens"][:, 0], parts["suffix_tokens"][:, 0]
 
 
 class SingleTaskViT(VisionTransformer):
@@ -123,37 +110,33 @@ class SingleTaskViT(VisionTransformer):
         num_classes = int(model_config.get(key))
         if num_classes < 1:
             raise ValueError(f"config.model.{key}={num_classes}; expected the number of {task} classes (>= 1)")
-        if model_config.get("pooling", "mean") == "none":
+        if model_config.pooling == "none":
             raise ValueError(f"config.model.pooling='none' leaves {task}_vit without a feature; use 'mean' or 'cls'")
         self.task = task
         super().__init__(vit_config_from(model_config, num_classes=num_classes, num_suffix_tokens=0), rngs=rngs)
 
     def __call__(self, clips: jax.Array, train: bool = False, rngs: nnx.Rngs | None = None) -> dict[str, jax.Array]:
-        features = VisionTransformer.__call__(self, clips, train, rngs)
+        features = super().__call__(clips, train, rngs)
         return {"tokens": features["tokens"], f"{self.task}_logits": features["logits"],
                 f"{self.task}_feature": features["pooled"]}
 
 
-def _two_token_torch_key(flax_path: str) -> str | None:
-    from devias_jax.convert import default_torch_key
-
+def two_token_torch_key(flax_path: str) -> str | None:
+    """The generic rule, with the scene token under the authors' name."""
     return "scene_token" if flax_path == "suffix_token" else default_torch_key(flax_path)
 
 
-def _default_torch_key(flax_path: str) -> str | None:
-    from devias_jax.convert import default_torch_key
-
-    return default_torch_key(flax_path)
+def build_one_token(model_config: Any, rngs: nnx.Rngs) -> OneToken:
+    return OneToken(model_config, rngs=rngs)
 
 
-def _no_prepare(weights, model_config):
-    return dict(weights), []
+def build_two_token(model_config: Any, rngs: nnx.Rngs) -> TwoToken:
+    return TwoToken(model_config, rngs=rngs)
 
 
-# name -> (builder, torch_key, prepare(weights, model_config))
-REGISTRY: dict[str, tuple[Callable[..., nnx.Module], Callable[[str], str | None], Callable[..., Any]]] = {
-    "one_token": (lambda cfg, rngs: OneToken(cfg, rngs=rngs), _default_torch_key, _no_prepare),
-    "two_token": (lambda cfg, rngs: TwoToken(cfg, rngs=rngs), _two_token_torch_key, _no_prepare),
-    "action_vit": (lambda cfg, rngs: SingleTaskViT(cfg, "action", rngs=rngs), _default_torch_key, _no_prepare),
-    "scene_vit": (lambda cfg, rngs: SingleTaskViT(cfg, "scene", rngs=rngs), _default_torch_key, _no_prepare),
-}
+def build_action_vit(model_config: Any, rngs: nnx.Rngs) -> SingleTaskViT:
+    return SingleTaskViT(model_config, "action", rngs=rngs)
+
+
+def build_scene_vit(model_config: Any, rngs: nnx.Rngs) -> SingleTaskViT:
+    return SingleTaskViT(model_config, "scene", rngs=rngs)

@@ -1,8 +1,9 @@
 """DEVIAS (REFERENCE §3-§5): ViT backbone -> disentangling encoder (slots) -> unified head + action mask decoder.
 
-The module is a VideoMAE ViT (no pooling, final `norm` on the tokens) with three more children:
-`slot_attention` (the disentangling encoder; `agg_block` in the authors' PyTorch model),
-`mask_predictor` (the action mask decoder) and `head` (one Linear D -> C_a + C_s applied to every slot).
+The module holds the parts of a VideoMAE ViT encoder (vit.encoder_parts; no pooling, final `norm` on
+the tokens) and three more children: `slot_attention` (the disentangling encoder; `agg_block` in the
+authors' PyTorch model), `mask_predictor` (the action mask decoder) and `head` (one Linear D -> C_a + C_s
+applied to every slot).
 Parameter paths read `patch_embed/...`, `blocks/i/...`, `norm/...`, `slot_attention/...`,
 `mask_predictor/...`, `head/...`; `torch_key` maps them to the official names.
 
@@ -15,16 +16,18 @@ from __future__ import annotations
 import collections
 import dataclasses
 import re
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from devias_jax.key_maps import default_torch_key
 from devias_jax.models.heads import FUSIONS, ConcatFusionHead, GAPHead
 from devias_jax.models.slot_attention import SlotAttention, SlotAttentionConfig
-from devias_jax.models.vit import VisionTransformer, ViTConfig, trunc_normal_linear, vit_config_from
+from devias_jax.models.vit import ViTConfig, encode, encoder_parts, trunc_normal_linear, vit_config_from
+from devias_jax.torch_reader import CheckpointError
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -50,19 +53,18 @@ def backbone_config_from(model_config: Any) -> ViTConfig:
 
 def slot_config_from(model_config: Any) -> SlotAttentionConfig:
     """SlotAttentionConfig from `config.model` (slot_* fields), width taken from the backbone."""
-    get = model_config.get
     return SlotAttentionConfig(
         dim=backbone_config_from(model_config).embed_dim,
-        num_slots=int(get("num_slots", 2)),
-        num_iterations=int(get("slot_iterations", 4)),
-        num_heads=int(get("slot_heads", 4)),
-        head_dim=int(get("slot_head_dim", 512)),
-        mlp_ratio=float(get("slot_mlp_ratio", 4.0)),
-        softmax_axis=str(get("slot_softmax_axis", "slots")),
-        tied=bool(get("slot_tied", True)),
-        latent_init_scale=float(get("slot_init_scale", 1.0)),
-        init_bounds=str(get("init_bounds", "std")),
-        dtype=str(get("dtype", "float32")),
+        num_slots=int(model_config.num_slots),
+        num_iterations=int(model_config.slot_iterations),
+        num_heads=int(model_config.slot_heads),
+        head_dim=int(model_config.slot_head_dim),
+        mlp_ratio=float(model_config.slot_mlp_ratio),
+        softmax_axis=str(model_config.slot_softmax_axis),
+        tied=bool(model_config.slot_tied),
+        latent_init_scale=float(model_config.slot_init_scale),
+        init_bounds=str(model_config.init_bounds),
+        dtype=str(model_config.dtype),
     )
 
 
@@ -89,7 +91,7 @@ class DEVIASConfig:
 
 def devias_config_from(model_config: Any) -> DEVIASConfig:
     num_actions, num_scenes = class_counts(model_config)
-    dims = tuple(int(d) for d in model_config.get("mask_decoder_dims", (512, 256)))
+    dims = tuple(int(d) for d in model_config.mask_decoder_dims)
     if not dims or min(dims) < 1:
         raise ValueError(f"config.model.mask_decoder_dims={dims}; expected positive hidden widths, e.g. (512, 256)")
     return DEVIASConfig(
@@ -98,8 +100,8 @@ def devias_config_from(model_config: Any) -> DEVIASConfig:
         num_actions=num_actions,
         num_scenes=num_scenes,
         mask_decoder_dims=dims,
-        head_dropout=float(model_config.get("head_dropout", 0.0)),
-        head_init_scale=float(model_config.get("head_init_scale", 0.001)),
+        head_dropout=float(model_config.head_dropout),
+        head_init_scale=float(model_config.head_init_scale),
     )
 
 
@@ -108,27 +110,26 @@ def devias_config_from(model_config: Any) -> DEVIASConfig:
 # ----------------------------------------------------------------------------------------------------
 
 
-class MaskDecoder(nnx.Module):
+class MaskDecoder(nnx.Dict):
     """Action mask decoder: MLP D -> 512 -> 256 -> (H/16 * W/16) with ReLU between; returns LOGITS.
 
-    The probability (sigmoid) is taken by the caller, so the loss can use a stable log-sigmoid.
+    Its Linears are entries fc1, fc2, fc3 ... (paths `mask_predictor/fc1/...`: the PyTorch Sequential's
+    decoder.0, .2, .4, with ReLUs in between). The probability (sigmoid) is taken by the caller, so the
+    loss can use a stable log-sigmoid.
     """
 
     def __init__(self, dim: int, hidden_dims: tuple[int, ...], mask_size: int, rngs: nnx.Rngs, dtype,
                  init_bounds: str):
         widths = (dim, *hidden_dims, mask_size)
-        # fc1, fc2, fc3 ... map to the PyTorch Sequential indices decoder.0, .2, .4 (ReLUs in between).
-        for index, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:]), start=1):
-            setattr(self, f"fc{index}", trunc_normal_linear(fan_in, fan_out, rngs, dtype, init_bounds))
-        self.num_layers = len(widths) - 1
+        super().__init__({f"fc{index}": trunc_normal_linear(fan_in, fan_out, rngs, dtype, init_bounds)
+                          for index, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:]), start=1)})
 
     def __call__(self, slots: jax.Array) -> jax.Array:
+        layers = list(self.values())
         x = slots
-        for index in range(1, self.num_layers + 1):
-            x = getattr(self, f"fc{index}")(x)
-            if index < self.num_layers:
-                x = jax.nn.relu(x)
-        return x.astype(jnp.float32)  # (B, K, mask_size)
+        for layer in layers[:-1]:
+            x = jax.nn.relu(layer(x))
+        return layers[-1](x).astype(jnp.float32)  # (B, K, mask_size)
 
 
 def take_slot(values: jax.Array, slot: jax.Array) -> jax.Array:
@@ -147,7 +148,7 @@ def select_slots(logits: jax.Array, num_actions: int) -> tuple[jax.Array, jax.Ar
     return action_slot.astype(jnp.int32), scene_slot.astype(jnp.int32)
 
 
-class DEVIAS(VisionTransformer):
+class DEVIAS(nnx.Module):
     """clips (B, T, H, W, 3) normalised -> dict (shapes with K slots, N tokens, P = H/16 * W/16):
 
     tokens (B, N, D), slots (B, K, D), attention (B, K, N), logits (B, K, C_a + C_s),
@@ -155,24 +156,25 @@ class DEVIAS(VisionTransformer):
     (inference selection), action_logits (B, C_a) / scene_logits (B, C_s) of the selected slots (and the
     action slot's whole unified vector, action_slot_logits (B, C_a + C_s)) and
     action_feature / scene_feature (B, D) = the selected slots.
+
+    The backbone is the ViT's encoder parts (vit.encoder_parts), held under their own names.
     """
 
     def __init__(self, cfg: DEVIASConfig, *, rngs: nnx.Rngs):
-        super().__init__(cfg.vit, rngs=rngs)
-        self.devias_cfg = cfg
-        dim = cfg.vit.embed_dim
-        dtype = cfg.vit.compute_dtype
+        self.cfg = cfg
+        dim, dtype, bounds = cfg.vit.embed_dim, cfg.vit.compute_dtype, cfg.vit.init_bounds
+        self.patch_embed, self.cls_token, self.suffix_token, self.blocks, self.norm = encoder_parts(cfg.vit, rngs)
         self.slot_attention = SlotAttention(cfg.slots, rngs=rngs)
-        self.mask_predictor = MaskDecoder(dim, cfg.mask_decoder_dims, cfg.mask_size, rngs, dtype,
-                                          cfg.vit.init_bounds)
-        # The ViT set head / head_dropout to None (static); mark the replacements as data.
-        self.head_dropout = nnx.data(nnx.Dropout(cfg.head_dropout))
-        self.head = nnx.data(trunc_normal_linear(dim, cfg.num_outputs, rngs, dtype, cfg.vit.init_bounds,
-                                                 init_scale=cfg.head_init_scale))
+        self.mask_predictor = MaskDecoder(dim, cfg.mask_decoder_dims, cfg.mask_size, rngs, dtype, bounds)
+        self.head_dropout = nnx.Dropout(cfg.head_dropout)
+        self.head = trunc_normal_linear(dim, cfg.num_outputs, rngs, dtype, bounds, init_scale=cfg.head_init_scale)
+
+    def encode(self, clips: jax.Array, train: bool = False, rngs: nnx.Rngs | None = None) -> jax.Array:
+        return encode(self.cfg.vit, self, clips, train, rngs)  # (B, N, D), after the final norm
 
     def __call__(self, clips: jax.Array, train: bool = False, rngs: nnx.Rngs | None = None) -> dict[str, jax.Array]:
-        cfg = self.devias_cfg
-        tokens = self.encode(clips, train, rngs)  # (B, N, D), after the final norm
+        cfg = self.cfg
+        tokens = self.encode(clips, train, rngs)  # (B, N, D)
         slots, attention = self.slot_attention(tokens)  # (B, K, D), (B, K, N)
         logits = self.head(self.head_dropout(slots, deterministic=not train, rngs=rngs)).astype(jnp.float32)
         mask_logits = self.mask_predictor(slots)  # (B, K, P)
@@ -200,11 +202,11 @@ FUSION_VARIANTS = ("default", "official")
 def picks_slots_with_source_head(model_config: Any) -> bool:
     """The official downstream concat head chooses slots with the DEVIAS source's unified head, which
     must then come from `init_from` (it is never learned)."""
-    return (model_config.get("name") == "devias_downstream" and model_config.get("fusion", "concat") == "concat"
-            and model_config.get("fusion_variant", "default") == "official")
+    return (model_config.name == "devias_downstream" and model_config.fusion == "concat"
+            and model_config.fusion_variant == "official")
 
 
-class DEVIASDownstream(VisionTransformer):
+class DEVIASDownstream(nnx.Module):
     """DEVIAS backbone + slots with a fusion head for transfer (REFERENCE §9 Table 5).
 
     fusion 'concat', variant 'default': the slots at `action_slot_index` / `scene_slot_index` (fixed roles:
@@ -214,25 +216,25 @@ class DEVIASDownstream(VisionTransformer):
     keeps it out of weight decay) picks the slots per clip as DEVIAS's inference does (they may coincide),
     then the official ConcatFusionHead (a LayerNorm per selected slot, the action layers for both slots).
     fusion 'gap': mean of the backbone tokens -> GAPHead (no slots are built). Returns action_logits (B, C)
-    and features (and action_slot / scene_slot (B,)).
+    and features (and action_slot / scene_slot (B,)). The backbone is held as in DEVIAS.
     """
 
     def __init__(self, cfg: DEVIASConfig, fusion: str, num_classes: int, action_slot_index: int,
                  scene_slot_index: int, fusion_norm: bool, official: bool = False, *, rngs: nnx.Rngs):
-        super().__init__(cfg.vit, rngs=rngs)
+        self.cfg = cfg
+        self.patch_embed, self.cls_token, self.suffix_token, self.blocks, self.norm = encoder_parts(cfg.vit, rngs)
         if fusion not in FUSIONS:
             raise ValueError(f"config.model.fusion={fusion!r}; expected one of {FUSIONS}")
         for key, index in (("action_slot_index", action_slot_index), ("scene_slot_index", scene_slot_index)):
             if not 0 <= index < cfg.slots.num_slots:
                 raise ValueError(f"config.model.{key}={index}; expected a slot index in [0, {cfg.slots.num_slots})")
-        self.devias_cfg = cfg
         self.fusion = fusion
         self.slot_indices = (int(action_slot_index), int(scene_slot_index))
         dim, dtype = cfg.vit.embed_dim, cfg.vit.compute_dtype
         official = official and fusion == "concat"
         # the source's unified head, only to choose slots (cfg.num_actions is the source's C_a here)
-        self.head = nnx.data(trunc_normal_linear(dim, cfg.num_outputs, rngs, dtype, cfg.vit.init_bounds,
-                                                 init_scale=cfg.head_init_scale) if official else None)
+        self.head = (trunc_normal_linear(dim, cfg.num_outputs, rngs, dtype, cfg.vit.init_bounds,
+                                         init_scale=cfg.head_init_scale) if official else None)
         if fusion == "concat":
             self.slot_attention = SlotAttention(cfg.slots, rngs=rngs)
             self.fusion_head = ConcatFusionHead(dim, num_classes, rngs=rngs, dropout=cfg.head_dropout,
@@ -250,7 +252,10 @@ class DEVIASDownstream(VisionTransformer):
             fixed = jnp.ones(slots.shape[:1], jnp.int32)
             return fixed * self.slot_indices[0], fixed * self.slot_indices[1]
         logits = jax.lax.stop_gradient(self.head(slots).astype(jnp.float32))  # (B, K, C_a + C_s)
-        return select_slots(logits, self.devias_cfg.num_actions)
+        return select_slots(logits, self.cfg.num_actions)
+
+    def encode(self, clips: jax.Array, train: bool = False, rngs: nnx.Rngs | None = None) -> jax.Array:
+        return encode(self.cfg.vit, self, clips, train, rngs)  # (B, N, D), after the final norm
 
     def __call__(self, clips: jax.Array, train: bool = False, rngs: nnx.Rngs | None = None) -> dict[str, jax.Array]:
         tokens = self.encode(clips, train, rngs)  # (B, N, D)
@@ -289,8 +294,6 @@ _TORCH_RENAMES = [
 
 def torch_key(flax_path: str) -> str | None:
     """'slot_attention/layers/0/attn/to_q/kernel' -> 'agg_block.layers.0.0.fn.to_q.weight', and so on."""
-    from devias_jax.convert import default_torch_key
-
     key = default_torch_key(flax_path)
     for pattern, replacement in _TORCH_RENAMES:
         key, count = pattern.subn(replacement, key)
@@ -311,8 +314,6 @@ def prepare_checkpoint(weights: Mapping[str, np.ndarray], model_config: Any) -> 
     index 0 is kept. The number of stored layers must equal `config.model.slot_iterations` (it is the
     iteration count the model was trained with). Unused mask_predictor.conv* keys are dropped.
     """
-    from devias_jax.convert import CheckpointError
-
     dropped = sorted(k for k in weights if _UNUSED_KEYS.match(k))
     kept = {k: v for k, v in weights.items() if not _UNUSED_KEYS.match(k)}
     layers: dict[int, dict[str, np.ndarray]] = collections.defaultdict(dict)
@@ -347,7 +348,7 @@ def prepare_checkpoint(weights: Mapping[str, np.ndarray], model_config: Any) -> 
 
 
 # ----------------------------------------------------------------------------------------------------
-# Registry entries (registered in devias_jax/models/__init__.py)
+# Builders (the registry: devias_jax/methods.py)
 # ----------------------------------------------------------------------------------------------------
 
 
@@ -356,30 +357,22 @@ def build_devias(model_config: Any, rngs: nnx.Rngs) -> DEVIAS:
 
 
 def build_downstream(model_config: Any, rngs: nnx.Rngs) -> DEVIASDownstream:
-    num_classes = int(model_config.num_classes)
+    num_classes = int(model_config.num_actions)
     if num_classes < 1:
-        raise ValueError(f"config.model.num_classes={num_classes}; the downstream model needs the number of "
+        raise ValueError(f"config.model.num_actions={num_classes}; the downstream model needs the number of "
                          "target classes (>= 1)")
-    get = model_config.get
-    variant = str(get("fusion_variant", "default"))
+    variant = str(model_config.fusion_variant)
     if variant not in FUSION_VARIANTS:
         raise ValueError(f"config.model.fusion_variant={variant!r}; expected one of {FUSION_VARIANTS}")
     # The unified head the official variant chooses slots with is the source's: C_a = its action classes
     cfg = devias_config_from(model_config)
     official = picks_slots_with_source_head(model_config)
     if official:
-        source_actions = int(get("source_num_actions", 400))
+        source_actions = int(model_config.source_num_actions)
         if source_actions < 1:
             raise ValueError(f"config.model.source_num_actions={source_actions}; expected the DEVIAS source's "
                              "action classes (400 for Kinetics-400)")
         cfg = dataclasses.replace(cfg, num_actions=source_actions)
-    return DEVIASDownstream(cfg, str(get("fusion", "concat")), num_classes,
-                            int(get("action_slot_index", 0)), int(get("scene_slot_index", 1)),
-                            bool(get("fusion_norm", True)), official, rngs=rngs)
-
-
-# name -> (builder, torch_key, prepare(weights, model_config))
-REGISTRY: dict[str, tuple[Callable[..., nnx.Module], Callable[[str], str | None], Callable[..., Any]]] = {
-    "devias": (build_devias, torch_key, prepare_checkpoint),
-    "devias_downstream": (build_downstream, torch_key, prepare_checkpoint),
-}
+    return DEVIASDownstream(cfg, str(model_config.fusion), num_classes,
+                            int(model_config.action_slot_index), int(model_config.scene_slot_index),
+                            bool(model_config.fusion_norm), official, rngs=rngs)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -301,6 +301,82 @@ class Block(nnx.Module):
         return x + self.drop_path(branch, train=train, rngs=rngs)
 
 
+class EncoderParts(NamedTuple):
+    """The VideoMAE encoder's parts, in creation order (which fixes the init draws). A model holds them
+    as its own attributes under these names, the checkpoints' names (`patch_embed/...`, `blocks/i/...`)."""
+
+    patch_embed: PatchEmbed
+    cls_token: nnx.Param | None  # (1, P, D) learned tokens before the patches
+    suffix_token: nnx.Param | None  # (1, S, D) learned tokens after the patches
+    blocks: nnx.List
+    norm: nnx.LayerNorm | None  # final norm on every token (pooling 'cls' / 'none')
+
+
+def encoder_parts(cfg: ViTConfig, rngs: nnx.Rngs) -> EncoderParts:
+    dim = cfg.embed_dim
+    patch_embed = PatchEmbed(cfg, rngs)
+    init = trunc_normal(0.02, bounds=cfg.init_bounds)
+    cls_token = nnx.Param(init(rngs.params(), (1, cfg.num_prefix_tokens, dim))) if cfg.num_prefix_tokens else None
+    suffix_token = nnx.Param(init(rngs.params(), (1, cfg.num_suffix_tokens, dim))) if cfg.num_suffix_tokens else None
+    rates = np.linspace(0.0, cfg.drop_path_rate, cfg.depth) if cfg.depth > 1 else [0.0]
+    blocks = nnx.List([Block(cfg, float(rate), rngs) for rate in rates])
+    norm = (nnx.LayerNorm(dim, epsilon=cfg.norm_eps, dtype=cfg.compute_dtype, rngs=rngs)
+            if cfg.pooling in ("cls", "none") else None)
+    return EncoderParts(patch_embed, cls_token, suffix_token, blocks, norm)
+
+
+def encode(cfg: ViTConfig, encoder: Any, clips: jax.Array, train: bool = False,
+           rngs: nnx.Rngs | None = None) -> jax.Array:
+    """(B, T, H, W, C) -> full token sequence (B, P + N + S, D) after the blocks and final norm.
+    `encoder`: a module holding the EncoderParts fields as attributes."""
+    x = encoder.patch_embed(clips.astype(cfg.compute_dtype))  # (B, N, D)
+    batch = x.shape[0]
+    parts = []
+    if encoder.cls_token is not None:
+        parts.append(jnp.broadcast_to(encoder.cls_token[...].astype(x.dtype), (batch,) + encoder.cls_token.shape[1:]))
+    parts.append(x)
+    if encoder.suffix_token is not None:
+        parts.append(jnp.broadcast_to(encoder.suffix_token[...].astype(x.dtype),
+                                      (batch,) + encoder.suffix_token.shape[1:]))
+    x = jnp.concatenate(parts, axis=1) if len(parts) > 1 else x  # (B, L, D)
+    # The table is a numpy constant: never a parameter, never in a checkpoint.
+    x = x + jnp.asarray(sinusoid_table(x.shape[1], cfg.embed_dim), x.dtype)[None]
+
+    def run_block(block: Block, x: jax.Array, rngs: nnx.Rngs | None) -> jax.Array:
+        return block(x, train, rngs)
+
+    if cfg.remat:
+        run_block = nnx.remat(run_block)
+    for block in encoder.blocks:
+        x = run_block(block, x, rngs)
+    if encoder.norm is not None:
+        x = encoder.norm(x)
+    return x
+
+
+def fc_norm_for(cfg: ViTConfig, rngs: nnx.Rngs) -> nnx.LayerNorm | None:
+    """The LayerNorm after mean pooling (pooling 'mean' only)."""
+    return (nnx.LayerNorm(cfg.embed_dim, epsilon=cfg.norm_eps, dtype=cfg.compute_dtype, rngs=rngs)
+            if cfg.pooling == "mean" else None)
+
+
+def split_sequence(cfg: ViTConfig, sequence: jax.Array, fc_norm: nnx.LayerNorm | None) -> dict[str, jax.Array]:
+    """Full sequence -> `tokens` (B, N, D), `prefix_tokens` / `suffix_tokens` when configured and
+    `pooled` (B, D) unless pooling is 'none'."""
+    n_pre, n_suf = cfg.num_prefix_tokens, cfg.num_suffix_tokens
+    tokens = sequence[:, n_pre:sequence.shape[1] - n_suf]  # (B, N, D)
+    out = {"tokens": tokens}
+    if n_pre:
+        out["prefix_tokens"] = sequence[:, :n_pre]
+    if n_suf:
+        out["suffix_tokens"] = sequence[:, sequence.shape[1] - n_suf:]
+    if cfg.pooling == "mean":
+        out["pooled"] = fc_norm(tokens.mean(axis=1))  # (B, D)
+    elif cfg.pooling == "cls":
+        out["pooled"] = sequence[:, 0]
+    return out
+
+
 class VisionTransformer(nnx.Module):
     """VideoMAE ViT encoder, optionally with prefix/suffix tokens, pooling and a classification head.
 
@@ -310,65 +386,18 @@ class VisionTransformer(nnx.Module):
 
     def __init__(self, cfg: ViTConfig, *, rngs: nnx.Rngs):
         self.cfg = cfg
-        dim = cfg.embed_dim
-        self.patch_embed = PatchEmbed(cfg, rngs)
-        init = trunc_normal(0.02, bounds=cfg.init_bounds)
-        self.cls_token = (nnx.Param(init(rngs.params(), (1, cfg.num_prefix_tokens, dim)))
-                          if cfg.num_prefix_tokens else None)
-        self.suffix_token = (nnx.Param(init(rngs.params(), (1, cfg.num_suffix_tokens, dim)))
-                             if cfg.num_suffix_tokens else None)
-        rates = np.linspace(0.0, cfg.drop_path_rate, cfg.depth) if cfg.depth > 1 else [0.0]
-        self.blocks = nnx.List([Block(cfg, float(rate), rngs) for rate in rates])
-        use_final_norm = cfg.pooling in ("cls", "none")
-        self.norm = nnx.LayerNorm(dim, epsilon=cfg.norm_eps, dtype=cfg.compute_dtype, rngs=rngs) if use_final_norm else None
-        self.fc_norm = (nnx.LayerNorm(dim, epsilon=cfg.norm_eps, dtype=cfg.compute_dtype, rngs=rngs)
-                        if cfg.pooling == "mean" else None)
+        self.patch_embed, self.cls_token, self.suffix_token, self.blocks, self.norm = encoder_parts(cfg, rngs)
+        self.fc_norm = fc_norm_for(cfg, rngs)
         self.head_dropout = nnx.Dropout(cfg.head_dropout) if cfg.num_classes else None
-        self.head = (trunc_normal_linear(dim, cfg.num_classes, rngs, cfg.compute_dtype, cfg.init_bounds,
-                             init_scale=cfg.head_init_scale)
+        self.head = (trunc_normal_linear(cfg.embed_dim, cfg.num_classes, rngs, cfg.compute_dtype, cfg.init_bounds,
+                                         init_scale=cfg.head_init_scale)
                      if cfg.num_classes else None)
 
     def encode(self, clips: jax.Array, train: bool = False, rngs: nnx.Rngs | None = None) -> jax.Array:
-        """(B, T, H, W, C) -> full token sequence (B, P + N + S, D) after the blocks and final norm."""
-        cfg = self.cfg
-        x = self.patch_embed(clips.astype(cfg.compute_dtype))  # (B, N, D)
-        batch = x.shape[0]
-        parts = []
-        if self.cls_token is not None:
-            parts.append(jnp.broadcast_to(self.cls_token[...].astype(x.dtype), (batch,) + self.cls_token.shape[1:]))
-        parts.append(x)
-        if self.suffix_token is not None:
-            parts.append(jnp.broadcast_to(self.suffix_token[...].astype(x.dtype),
-                                          (batch,) + self.suffix_token.shape[1:]))
-        x = jnp.concatenate(parts, axis=1) if len(parts) > 1 else x  # (B, L, D)
-        # The table is a numpy constant: never a parameter, never in a checkpoint.
-        x = x + jnp.asarray(sinusoid_table(x.shape[1], cfg.embed_dim), x.dtype)[None]
-
-        def run_block(block: Block, x: jax.Array, rngs: nnx.Rngs | None) -> jax.Array:
-            return block(x, train, rngs)
-
-        if cfg.remat:
-            run_block = nnx.remat(run_block)
-        for block in self.blocks:
-            x = run_block(block, x, rngs)
-        if self.norm is not None:
-            x = self.norm(x)
-        return x
+        return encode(self.cfg, self, clips, train, rngs)
 
     def __call__(self, clips: jax.Array, train: bool = False, rngs: nnx.Rngs | None = None) -> dict[str, jax.Array]:
-        cfg = self.cfg
-        sequence = self.encode(clips, train, rngs)
-        n_pre, n_suf = cfg.num_prefix_tokens, cfg.num_suffix_tokens
-        tokens = sequence[:, n_pre:sequence.shape[1] - n_suf]  # (B, N, D)
-        out = {"tokens": tokens}
-        if n_pre:
-            out["prefix_tokens"] = sequence[:, :n_pre]
-        if n_suf:
-            out["suffix_tokens"] = sequence[:, sequence.shape[1] - n_suf:]
-        if cfg.pooling == "mean":
-            out["pooled"] = self.fc_norm(tokens.mean(axis=1))  # (B, D)
-        elif cfg.pooling == "cls":
-            out["pooled"] = sequence[:, 0]
+        out = split_sequence(self.cfg, self.encode(clips, train, rngs), self.fc_norm)
         if self.head is not None:
             pooled = self.head_dropout(out["pooled"], deterministic=not train, rngs=rngs)
             out["logits"] = self.head(pooled).astype(jnp.float32)  # (B, C)
@@ -385,7 +414,7 @@ def vit_config_from(model_config: Any, **overrides: Any) -> ViTConfig:
     if values.get("attention_impl") == "auto":
         values["attention_impl"] = None
     values.update(overrides)
-    variant = get("variant", "custom")
+    variant = model_config.variant
     if variant != "custom":
         if variant not in SIZES:
             raise ValueError(f"config.model.variant={variant!r}; expected one of {sorted(SIZES)} or 'custom'")
@@ -396,5 +425,5 @@ def vit_config_from(model_config: Any, **overrides: Any) -> ViTConfig:
 
 def backbone_depth(model_config: Any) -> int:
     """Number of transformer blocks of `config.model` (for layer-wise lr decay)."""
-    variant = model_config.get("variant", "custom")
+    variant = model_config.variant
     return SIZES[variant][1] if variant in SIZES else int(model_config.depth)

@@ -1,11 +1,8 @@
-"""PyTorch checkpoints -> Flax parameters, without importing torch and without unsafe unpickling.
+"""Secure reading of PyTorch checkpoints into numpy, without importing torch and without unsafe unpickling.
 
-Readers: the .pth zip format and the legacy (torch < 1.6) stream format through a restricted
-unpickler that rebuilds tensors as numpy arrays and refuses every other global before it can run;
-safetensors through a small header parser. Key maps: original VideoMAE (pre-training with `encoder.`
-prefix and decoder keys; fine-tuned with `fc_norm`; weights under `model` / `module` / top level) and
-HuggingFace VideoMAE. Flax modules are named like their PyTorch counterparts, so the map is one
-generic rule (`default_torch_key`) plus per-format key renames.
+The .pth zip format and the legacy (torch < 1.6) stream format go through a restricted unpickler that
+rebuilds tensors as numpy arrays and refuses every other global before it can run; safetensors through a
+small header parser. `read_checkpoint` returns the flat {PyTorch name: array} weights of a file.
 """
 
 from __future__ import annotations
@@ -16,7 +13,6 @@ import io
 import json
 import os
 import pickle
-import re
 import struct
 import zipfile
 from typing import Any, Callable, Iterable, Mapping
@@ -338,7 +334,7 @@ def read_safetensors(path: str) -> dict[str, np.ndarray]:
 
 
 # ----------------------------------------------------------------------------------------------------
-# State dicts: pick the weights, normalise key names
+# State dicts: pick the weights
 # ----------------------------------------------------------------------------------------------------
 
 _WEIGHT_CONTAINERS = ("model", "module", "state_dict", "model_state", "model_state_dict")
@@ -368,217 +364,3 @@ def read_checkpoint(path: str, allow_inert: Iterable[str] = ()) -> dict[str, np.
     if path.endswith(".safetensors") or (len(start) >= 9 and start[8:9] == b"{"):
         return read_safetensors(path)
     return extract_state_dict(read_torch_file(path, allow_inert), path)
-
-
-def is_huggingface(state_dict: Mapping[str, Any]) -> bool:
-    return any(k.startswith(("videomae.", "embeddings.patch_embeddings")) or ".attention.attention." in k
-               for k in state_dict)
-
-
-_HF_RENAMES = [
-    (r"^videomae\.", ""),
-    (r"^embeddings\.patch_embeddings\.projection\.", "patch_embed.proj."),
-    (r"^encoder\.layer\.(\d+)\.attention\.output\.dense\.", r"blocks.\1.attn.proj."),
-    (r"^encoder\.layer\.(\d+)\.layernorm_before\.", r"blocks.\1.norm1."),
-    (r"^encoder\.layer\.(\d+)\.layernorm_after\.", r"blocks.\1.norm2."),
-    (r"^encoder\.layer\.(\d+)\.intermediate\.dense\.", r"blocks.\1.mlp.fc1."),
-    (r"^encoder\.layer\.(\d+)\.output\.dense\.", r"blocks.\1.mlp.fc2."),
-    (r"^encoder\.layer\.(\d+)\.attention\.attention\.(q_bias|v_bias)$", r"blocks.\1.attn.\2"),
-    (r"^layernorm\.", "norm."),
-    (r"^classifier\.", "head."),
-]
-_HF_QKV = re.compile(r"^(?:videomae\.)?encoder\.layer\.(\d+)\.attention\.attention\.(query|key|value)\.(weight|bias)$")
-
-
-def huggingface_to_videomae(state_dict: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Renames HuggingFace VideoMAE keys to the original VideoMAE names; fuses q/k/v into qkv."""
-    out: dict[str, np.ndarray] = {}
-    qkv: dict[str, dict[str, np.ndarray]] = collections.defaultdict(dict)
-    for key, value in state_dict.items():
-        match = _HF_QKV.match(key)
-        if match:
-            layer, which, kind = match.groups()
-            qkv[layer][f"{which}.{kind}"] = value
-            continue
-        new = key
-        for pattern, replacement in _HF_RENAMES:
-            new = re.sub(pattern, replacement, new)
-        out[new] = value
-    for layer, parts in qkv.items():
-        missing = [p for p in ("query.weight", "key.weight", "value.weight") if p not in parts]
-        if missing:
-            raise CheckpointError(f"HuggingFace layer {layer}: missing attention weights {missing}")
-        out[f"blocks.{layer}.attn.qkv.weight"] = np.concatenate(
-            [parts["query.weight"], parts["key.weight"], parts["value.weight"]], axis=0)
-        if "key.bias" in parts and np.any(parts["key.bias"] != 0):
-            raise CheckpointError(f"HuggingFace layer {layer}: non-zero key bias; the VideoMAE ViT fixes it at 0")
-        for which, name in (("query", "q_bias"), ("value", "v_bias")):
-            if f"{which}.bias" in parts:
-                out[f"blocks.{layer}.attn.{name}"] = parts[f"{which}.bias"]
-    return out
-
-
-# Keys of VideoMAE pre-training files that no encoder-only model uses.
-_DROPPED = re.compile(r"^(decoder\.|encoder_to_decoder\.|mask_token$|decoder_pos_embed$|pos_embed$)")
-
-
-def normalize_state_dict(state_dict: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], list[str]]:
-    """Original VideoMAE names at top level: strips DDP/pre-training prefixes, drops decoder keys,
-    renames HuggingFace keys. Returns (weights, dropped key names)."""
-    weights = {re.sub(r"^module\.", "", k): v for k, v in state_dict.items()}
-    if is_huggingface(weights):
-        weights = huggingface_to_videomae(weights)
-    dropped = sorted(k for k in weights if _DROPPED.match(k))
-    weights = {re.sub(r"^(encoder|backbone)\.", "", k): v for k, v in weights.items() if not _DROPPED.match(k)}
-    return weights, dropped
-
-
-# ----------------------------------------------------------------------------------------------------
-# Mapping onto the Flax parameter tree
-# ----------------------------------------------------------------------------------------------------
-
-
-def default_torch_key(flax_path: str) -> str:
-    """'blocks/0/attn/qkv/kernel' -> 'blocks.0.attn.qkv.weight' (modules are named as in PyTorch)."""
-    parts = flax_path.split("/")
-    if parts[-1] in ("kernel", "scale"):
-        parts[-1] = "weight"
-    return ".".join(parts)
-
-
-def torch_to_flax_array(flax_path: str, value: np.ndarray) -> np.ndarray:
-    """Layout change for one tensor: Linear (out,in)->(in,out); Conv3d (D,C,t,y,x)->(t,y,x,C,D)."""
-    value = np.asarray(value)
-    if value.dtype == ml_dtypes.bfloat16 or np.issubdtype(value.dtype, np.floating):
-        value = value.astype(np.float32)  # fp16 / bf16 / fp64 checkpoints -> float32 params
-    if flax_path.endswith("kernel"):
-        if value.ndim == 2:
-            return value.T
-        if value.ndim >= 3:
-            return np.transpose(value, tuple(range(2, value.ndim)) + (1, 0))
-    return value
-
-
-@dataclasses.dataclass
-class ConversionReport:
-    loaded: list[str] = dataclasses.field(default_factory=list)
-    missing: list[str] = dataclasses.field(default_factory=list)  # flax params not in the checkpoint
-    skipped: list[str] = dataclasses.field(default_factory=list)  # flax params excluded by a rule
-    unused: list[str] = dataclasses.field(default_factory=list)  # checkpoint keys nothing used
-    dropped: list[str] = dataclasses.field(default_factory=list)  # checkpoint keys known to be irrelevant
-
-    def summary(self) -> str:
-        lines = [f"loaded {len(self.loaded)} tensors"]
-        for name in ("missing", "skipped", "unused", "dropped"):
-            items = getattr(self, name)
-            if items:
-                shown = ", ".join(items[:8]) + (f", ... ({len(items)} in all)" if len(items) > 8 else "")
-                lines.append(f"{name} ({len(items)}): {shown}")
-        return "\n".join(lines)
-
-    def to_json(self) -> dict[str, list[str]]:
-        return dataclasses.asdict(self)
-
-
-def map_to_params(template: Mapping[str, tuple[int, ...]], weights: Mapping[str, np.ndarray], *,
-                  torch_key: Callable[[str], str | None] = default_torch_key,
-                  transform: Callable[[str, np.ndarray], np.ndarray] = torch_to_flax_array,
-                  skip: str | None = None, strict: bool = False,
-                  dropped: Iterable[str] = ()) -> tuple[dict[str, np.ndarray], ConversionReport]:
-    """Fills {flax_path: shape} from PyTorch-named weights.
-
-    `torch_key` maps a flax path to its PyTorch key (None: not in checkpoints), `transform` changes the
-    layout (identity for already-converted params); `skip` is a regex of
-    flax paths to leave at their initial values (e.g. a new head). Every shape mismatch is reported at
-    once with both shapes; with `strict`, missing parameters are an error too.
-    """
-    report = ConversionReport(dropped=sorted(dropped))
-    params: dict[str, np.ndarray] = {}
-    used: set[str] = set()
-    mismatches = []
-    skip_re = re.compile(skip) if skip else None
-    for path, shape in template.items():
-        if skip_re is not None and skip_re.search(path):
-            report.skipped.append(path)
-            continue
-        key = torch_key(path)
-        if key is None or key not in weights:
-            report.missing.append(path)
-            continue
-        used.add(key)
-        value = transform(path, weights[key])
-        if tuple(value.shape) != tuple(shape):
-            mismatches.append(f"  '{key}': checkpoint {tuple(np.shape(weights[key]))} "
-                              f"(as Flax {tuple(value.shape)}) vs model '{path}' {tuple(shape)}")
-            continue
-        params[path] = value
-        report.loaded.append(path)
-    report.unused = sorted(set(weights) - used)
-    if mismatches:
-        raise CheckpointError("shape mismatch between checkpoint and model:\n" + "\n".join(mismatches))
-    if strict and report.missing:
-        raise CheckpointError("checkpoint lacks model parameters: " + ", ".join(report.missing))
-    return params, report
-
-
-# ----------------------------------------------------------------------------------------------------
-# Converted checkpoints on disk (orbax)
-# ----------------------------------------------------------------------------------------------------
-
-CONVERSION_FILE = "conversion.json"
-
-
-def unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
-    """{'a/b/c': x} -> {'a': {'b': {'c': x}}} (string keys throughout; orbax-friendly)."""
-    tree: dict[str, Any] = {}
-    for path, value in flat.items():
-        node = tree
-        *parents, leaf = path.split("/")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return tree
-
-
-def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        path = f"{prefix}/{key}" if prefix else str(key)
-        if isinstance(value, Mapping):
-            out.update(flatten(value, path))
-        else:
-            out[path] = value
-    return out
-
-
-def save_converted(directory: str, params: Mapping[str, np.ndarray], metadata: Mapping[str, Any]) -> str:
-    """Writes params (orbax, under `params/`) and a JSON description; returns the directory."""
-    import orbax.checkpoint as ocp
-
-    directory = os.path.abspath(directory)
-    target = os.path.join(directory, "params")
-    if os.path.exists(target):
-        raise FileExistsError(f"{target} exists; choose a new output directory")
-    os.makedirs(directory, exist_ok=True)
-    with ocp.StandardCheckpointer() as checkpointer:
-        checkpointer.save(target, unflatten({k: np.asarray(v) for k, v in params.items()}))
-        checkpointer.wait_until_finished()
-    with open(os.path.join(directory, CONVERSION_FILE), "w") as handle:
-        json.dump(dict(metadata), handle, indent=2, default=str)
-    return directory
-
-
-def is_converted_dir(path: str) -> bool:
-    return os.path.isdir(os.path.join(path, "params"))
-
-
-def load_converted(directory: str) -> dict[str, np.ndarray]:
-    """Flat {flax_path: array} from a directory written by `save_converted`."""
-    import orbax.checkpoint as ocp
-
-    target = os.path.join(os.path.abspath(directory), "params")
-    if not os.path.isdir(target):
-        raise CheckpointError(f"{directory}: not a converted checkpoint (no params/ inside)")
-    with ocp.StandardCheckpointer() as checkpointer:
-        tree = checkpointer.restore(target)
-    return {k: np.asarray(v) for k, v in flatten(tree).items()}
