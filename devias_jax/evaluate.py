@@ -24,6 +24,7 @@ def evaluate_checkpoint(config: Any, workdir: str) -> dict[str, Any]:
     """--mode=eval: the latest checkpoint in `workdir` (else config.init_from) on every suite."""
     mesh = sharding.run_mesh(config)
     source = weights.run_source(config, workdir)
-    graphdef, params, report = weights.load_params(config.model, source, mesh, seed=config.seed)
+    graphdef, params, report = weights.load_params(config.model, source, mesh, sharding_config=config.sharding,
+                                                   seed=config.seed)
     print(f"evaluating {source}: {report.summary()}", flush=True)
     return evaluate_suites(config, graphdef, params, mesh, workdir)

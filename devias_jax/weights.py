@@ -116,7 +116,7 @@ def load_params(model_config: Any, source: str, mesh: Any, *, sharding_config: A
                 ) -> tuple[nnx.GraphDef, Any, key_maps.ConversionReport]:
     """(graphdef, params, report) of the model `model_config` builds, every parameter read from `source`
     (strict: a missing one is an error). Params are replicated over `mesh`, or placed by
-    `sharding_config` (config.sharding: FSDP rules) when given."""
+    `sharding_config` (config.sharding: the training run's FSDP rules, replicated when fsdp is 1)."""
     graphdef, abstract = abstract_model(model_config, seed)
     shardings = (sharding.param_shardings(abstract, mesh, sharding_config) if sharding_config is not None
                  else jax.tree.map(lambda _: sharding.replicated(mesh), abstract))

@@ -53,9 +53,11 @@ def from_model(model: nnx.Module, mesh: Any = None, source: str = "", step: int 
 
 def load_trained(config: Any, source: str) -> TrainedModel:
     """Builds config.model and loads `source` (a trainer workdir / checkpoint, a converted directory or a
-    PyTorch file) strictly, every parameter from it, onto the run's mesh (devias_jax/weights.py)."""
+    PyTorch file) strictly, every parameter from it, onto the run's mesh and config.sharding's parameter
+    shardings (replicated unless FSDP is configured; devias_jax/weights.py)."""
     mesh = sharding.run_mesh(config)
-    graphdef, params, report = weights.load_params(config.model, source, mesh, seed=config.seed)
+    graphdef, params, report = weights.load_params(config.model, source, mesh, sharding_config=config.sharding,
+                                                   seed=config.seed)
     print(f"analysing {source}: {report.summary()}", flush=True)
     return TrainedModel(graphdef, params, mesh, source=os.path.abspath(source), step=_step_of(source))
 
