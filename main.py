@@ -12,15 +12,18 @@ import sys
 
 from absl import app, flags
 
+from devias_jax import evaluators  # the package's index only: no JAX until a mode runs
 from devias_jax.config_loading import define_config_flag
 
 CONFIG_HELP = "recipe file, optionally with ':args' (e.g. configs/ucf101.py:method=devias,variant=B,smoke)"
 flags.DEFINE_string("workdir", None, "directory for checkpoints, logs and reports")
-flags.DEFINE_enum("mode", "train", ["train", "eval", "info", "knn", "retrieval"],
+# --mode: train, eval (the suites evaluator), info, and one mode per other evaluator module
+# (devias_jax/evaluators/: knn, retrieval, ...), each described by its module docstring's first sentence.
+EVALUATOR_MODES = [name for name in evaluators.names() if name != "suites"]
+flags.DEFINE_enum("mode", "train", ["train", "eval", "info", *EVALUATOR_MODES],
                   "train: train (resuming from --workdir) and evaluate; eval: evaluate the workdir's latest "
-                  "checkpoint (or config.init_from); info: build the model and print its outputs; knn: the "
-                  "disentanglement k-NN table (paper Table 1) -> <workdir>/eval/knn.json; retrieval: R@k of "
-                  "test clips querying the train gallery -> <workdir>/eval/retrieval.json")
+                  "checkpoint (or config.init_from) on config.eval.suites; info: build the model and print its "
+                  "outputs; " + "; ".join(f"{name}: {evaluators.summary(name)}" for name in EVALUATOR_MODES))
 flags.mark_flags_as_required(["workdir"])  # and --config: define_config_flag
 FLAGS = flags.FLAGS
 
@@ -61,19 +64,16 @@ def run_eval(config, workdir: str) -> None:
     evaluate_checkpoint(config, workdir)
 
 
-def run_knn(config, workdir: str) -> None:
-    from devias_jax.analysis import run_knn as knn
+def run_evaluator(name: str):
+    def run(config, workdir: str) -> None:
+        from devias_jax.analysis import run_evaluator as evaluate
 
-    knn(config, workdir)
+        evaluate(name, config, workdir)
 
-
-def run_retrieval(config, workdir: str) -> None:
-    from devias_jax.analysis import run_retrieval as retrieval
-
-    retrieval(config, workdir)
+    return run
 
 
-MODES = {"train": run_train, "eval": run_eval, "info": run_info, "knn": run_knn, "retrieval": run_retrieval}
+MODES = {"train": run_train, "eval": run_eval, "info": run_info, **{name: run_evaluator(name) for name in EVALUATOR_MODES}}
 
 
 def main(argv: list[str]) -> None:

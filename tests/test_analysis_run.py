@@ -148,3 +148,47 @@ def test_baseline_features_without_a_checkpoint():
     assert features["gap"].shape == (count, config.model.embed_dim)
     with pytest.raises(KeyError, match="no output \\['attention'\\]"):
         analysis.extract_features(config, model, "scene_only.txt", ["attention"])
+
+
+NEW_EVALUATOR = '''"""the parameter count and the mean of every parameter -> <workdir>/eval/parameters.json"""
+
+import json
+import os
+
+import jax
+import numpy as np
+
+
+class Evaluator:
+    def __init__(self, config, graphdef, mesh, workdir, *, source=""):
+        self.workdir, self.source = workdir, source
+
+    def run(self, params, *, step=None):
+        leaves = [np.asarray(leaf) for leaf in jax.tree.leaves(params)]
+        result = {"parameters": int(sum(leaf.size for leaf in leaves)), "step": step, "checkpoint": self.source,
+                  "mean": float(sum(leaf.sum() for leaf in leaves) / sum(leaf.size for leaf in leaves))}
+        os.makedirs(os.path.join(self.workdir, "eval"), exist_ok=True)
+        with open(os.path.join(self.workdir, "eval", "parameters.json"), "w") as handle:
+            json.dump(result, handle)
+        return result
+'''
+
+
+def test_a_new_evaluator_is_one_new_module(trained, tmp_path, monkeypatch):
+    """Dropping one module with an `Evaluator` class into the evaluators package is all it takes: it is
+    listed, described and run on the workdir's checkpoint like knn and retrieval (main.py --mode=<name>)."""
+    from devias_jax import evaluators
+
+    folder = tmp_path / "more_evaluators"
+    folder.mkdir()
+    (folder / "parameter_stats.py").write_text(NEW_EVALUATOR)
+    monkeypatch.setattr(evaluators, "__path__", [*evaluators.__path__, str(folder)])
+    assert evaluators.names() == ["knn", "parameter_stats", "retrieval", "suites"]
+    assert evaluators.summary("parameter_stats").startswith("the parameter count")
+    result = analysis.run_evaluator("parameter_stats", _config(), trained)
+    _, params = _random_model(_config(), seed=_config().seed)  # what `trained` saved
+    leaves = [np.asarray(leaf) for leaf in jax.tree.leaves(params)]
+    assert result["step"] == 6 and result["checkpoint"].endswith(os.path.join("checkpoints", "6"))
+    assert result["parameters"] == sum(leaf.size for leaf in leaves)
+    assert result["mean"] == pytest.approx(sum(leaf.sum() for leaf in leaves) / result["parameters"], rel=1e-6)
+    assert json.load(open(os.path.join(trained, "eval", "parameters.json"))) == result

@@ -22,8 +22,9 @@ def _write_json(payload: Mapping[str, Any], path: str) -> None:
     report_lib.write_report(payload, path)
 
 
-def _run_evaluator(name: str, config: Any, workdir: str) -> dict[str, Any]:
-    """The workdir's latest checkpoint (else config.init_from) through evaluators/<name>.py."""
+def run_evaluator(name: str, config: Any, workdir: str) -> dict[str, Any]:
+    """main.py --mode=<name>: the workdir's latest checkpoint (else config.init_from) through
+    devias_jax/evaluators/<name>.py."""
     model = load_trained(config, weights.run_source(config, workdir))
     evaluator = evaluators.get(name)(config, model.graphdef, model.mesh, workdir, source=model.source)
     return evaluator.run(model.params, step=model.step)
@@ -31,12 +32,12 @@ def _run_evaluator(name: str, config: Any, workdir: str) -> dict[str, Any]:
 
 def run_knn(config: Any, workdir: str) -> dict[str, Any]:
     """--mode=knn: paper Table 1 for the workdir's latest checkpoint -> <workdir>/eval/knn.json, printed."""
-    return _run_evaluator("knn", config, workdir)
+    return run_evaluator("knn", config, workdir)
 
 
 def run_retrieval(config: Any, workdir: str) -> dict[str, Any]:
     """--mode=retrieval: R@k of test clips querying the train gallery -> <workdir>/eval/retrieval.json."""
-    return _run_evaluator("retrieval", config, workdir)
+    return run_evaluator("retrieval", config, workdir)
 
 
 def save_features(features: Mapping[str, np.ndarray], output: str, meta: Mapping[str, Any]) -> list[str]:

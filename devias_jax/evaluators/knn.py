@@ -1,6 +1,7 @@
-"""Paper Table 1: the weighted k-NN of the action and scene features against both labels, and the
-reverse-leak measures (devias_jax/analysis/maths.py), on features of config.analysis's lists.
-run() writes <workdir>/eval/knn.json and prints the table."""
+"""the disentanglement k-NN table (paper Table 1) and reverse-leak measures -> <workdir>/eval/knn.json
+
+The weighted k-NN of the action and scene features against both labels and the reverse-leak measures
+(devias_jax/analysis/maths.py), on features of config.analysis's lists; run() also prints them."""
 
 from __future__ import annotations
 

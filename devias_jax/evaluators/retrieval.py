@@ -1,5 +1,7 @@
-"""Retrieval: R@k of test clips querying the train gallery, for each configured feature against the
-action and the scene labels (devias_jax/analysis/maths.py). run() writes <workdir>/eval/retrieval.json."""
+"""R@k of test clips querying the train gallery -> <workdir>/eval/retrieval.json
+
+For each configured feature against the action and the scene labels (devias_jax/analysis/maths.py);
+run() also prints the table."""
 
 from __future__ import annotations
 

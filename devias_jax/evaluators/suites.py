@@ -1,9 +1,9 @@
-"""The paper's evaluation: every suite of config.eval.suites scored on multi-view predictions.
+"""every suite of config.eval.suites scored on multi-view predictions -> <workdir>/eval/report.json
 
-Each suite names a list, the tasks it scores (action, scene) and its group (seen, unseen). Softmax
-probabilities are averaged over a video's views (2 temporal x 3 spatial by default) on device;
-per-video probabilities are gathered to every host, padded clips dropped, and scored. run() writes
-<workdir>/eval/report.json and prints the paper's table.
+The paper's evaluation. Each suite names a list, the tasks it scores (action, scene) and its group
+(seen, unseen). Softmax probabilities are averaged over a video's views (2 temporal x 3 spatial by
+default) on device; per-video probabilities are gathered to every host, padded clips dropped, and
+scored. run() also prints the paper's table.
 """
 
 from __future__ import annotations
@@ -55,12 +55,13 @@ class Evaluator:
 
     A HAT suite scores each split and reports their mean; a suite with scene_labels='teacher' is scored
     against the scene teacher's labels of the same views (`teacher`: (graphdef, params), loaded from
-    config.loss.teacher when not given). Videos that cannot be decoded are left out of the scores,
+    config.loss.teacher when not given; `source`: the checkpoint the params come from, recorded in the
+    report). Videos that cannot be decoded are left out of the scores,
     counted per suite ('videos_unreadable') and listed in <workdir>/eval/bad_videos.txt."""
 
-    def __init__(self, config: Any, graphdef: nnx.GraphDef, mesh: Mesh, workdir: str, *,
+    def __init__(self, config: Any, graphdef: nnx.GraphDef, mesh: Mesh, workdir: str, *, source: str = "",
                  teacher: tuple[nnx.GraphDef, Any] | None = None):
-        self.config, self.mesh, self.workdir = config, mesh, workdir
+        self.config, self.mesh, self.workdir, self.source = config, mesh, workdir, source
         self.official = bool(config.loss.get("official_compat", False))
         self.predict = predict_lib.make_predict_fn(graphdef, official_action=self.official)
         self.suites = suites_lib.parse(config)
@@ -112,6 +113,8 @@ class Evaluator:
         report = report_lib.build_report(suites, scene_topk=config.eval.scene_topk,
                                          tables={k: dict(v) for k, v in self.table_selection.items()}, table=self.table)
         report.update(extra or {})
+        if self.source:
+            report["checkpoint"] = self.source
         if step is not None:
             report["step"] = int(step)
         process = jax.process_index()
