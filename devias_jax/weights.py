@@ -10,6 +10,8 @@ host files, read on the host and then placed.
                                                                  initial values)
   load_params(model_config, source, mesh)                        (graphdef, params) of a model built from
                                                                  its config, every parameter from `source`
+  load_weights(model, model_config, source)                      into an NNX model in place (load_model)
+  run_source(config, workdir)                                    which source a run's eval / analysis reads
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ def param_paths(model: nnx.Module) -> dict[str, tuple[int, ...]]:
 
 
 def flat_params(model: nnx.Module) -> dict[str, np.ndarray]:
+    """{'/'-joined path: host array} for every nnx.Param of the model."""
     return {"/".join(map(str, path)): np.asarray(var[...])
             for path, var in nnx.to_flat_state(nnx.state(model, nnx.Param))}
 

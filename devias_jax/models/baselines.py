@@ -34,7 +34,8 @@ TASKS = ("action", "scene")
 
 class _TwoTaskViT(nnx.Module):
     """The ViT encoder's parts (vit.encoder_parts, under their own names) with action and scene heads, or
-    one unified head, on two (B, D) features that subclasses pick from the token sequence."""
+    one unified head, on two (B, D) features: a subclass's `task_features(parts)` picks them from
+    vit.split_sequence's outputs."""
 
     def __init__(self, cfg: ViTConfig, counts: tuple[int, int], model_config: Any, *, rngs: nnx.Rngs):
         self.cfg = cfg
@@ -52,10 +53,6 @@ class _TwoTaskViT(nnx.Module):
 
     def encode(self, clips: jax.Array, train: bool = False, rngs: nnx.Rngs | None = None) -> jax.Array:
         return encode(self.cfg, self, clips, train, rngs)  # (B, P + N + S, D)
-
-    def task_features(self, parts: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
-        """vit.split_sequence's outputs -> (action feature, scene feature), each (B, D)."""
-        raise NotImplementedError
 
     def __call__(self, clips: jax.Array, train: bool = False, rngs: nnx.Rngs | None = None) -> dict[str, jax.Array]:
         parts = split_sequence(self.cfg, self.encode(clips, train, rngs), self.fc_norm)
@@ -84,8 +81,9 @@ class OneToken(_TwoTaskViT):
         super().__init__(vit_config_from(model_config, num_classes=0, num_suffix_tokens=0), counts, model_config,
                          rngs=rngs)
 
-    def task_features(self, parts: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
-        return parts["pooled"], parts["pooled"]
+    @staticmethod
+    def task_features(parts: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
+        return parts["pooled"], parts["pooled"]  # (B, D) twice
 
 
 class TwoToken(_TwoTaskViT):
@@ -96,8 +94,9 @@ class TwoToken(_TwoTaskViT):
         super().__init__(vit_config_from(model_config, pooling="none", num_classes=0, num_prefix_tokens=1,
                                          num_suffix_tokens=1, head_dropout=0.0), counts, model_config, rngs=rngs)
 
-    def task_features(self, parts: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
-        return parts["prefix_tokens"][:, 0], parts["suffix_tokens"][:, 0]
+    @staticmethod
+    def task_features(parts: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
+        return parts["prefix_tokens"][:, 0], parts["suffix_tokens"][:, 0]  # class token, scene token (B, D)
 
 
 class SingleTaskViT(VisionTransformer):
