@@ -58,22 +58,17 @@ def run_train(config, workdir: str) -> None:
     train_and_evaluate(config, workdir)
 
 
-def run_eval(config, workdir: str) -> None:
-    from devias_jax.evaluate import evaluate_checkpoint
-
-    evaluate_checkpoint(config, workdir)
-
-
 def run_evaluator(name: str):
     def run(config, workdir: str) -> None:
-        from devias_jax.analysis import run_evaluator as evaluate
+        from devias_jax.evaluate import run_evaluator as evaluate
 
         evaluate(name, config, workdir)
 
     return run
 
 
-MODES = {"train": run_train, "eval": run_eval, "info": run_info, **{name: run_evaluator(name) for name in EVALUATOR_MODES}}
+MODES = {"train": run_train, "eval": run_evaluator("suites"), "info": run_info,
+         **{name: run_evaluator(name) for name in EVALUATOR_MODES}}
 
 
 def main(argv: list[str]) -> None:

@@ -133,6 +133,16 @@ def find_training_checkpoint(path: str) -> str | None:
     return os.path.join(folder, str(max(steps)), "state") if steps else None
 
 
+def step_of(path: str) -> int | None:
+    """The training step of a <workdir>/checkpoints/<step>[/state] path, else None."""
+    parts = os.path.normpath(os.path.abspath(path)).split(os.sep)
+    if parts[-1] == "state":
+        parts = parts[:-1]
+    if len(parts) > 1 and parts[-1].isdigit() and parts[-2] == "checkpoints":
+        return int(parts[-1])
+    return None
+
+
 def stored_param_shapes(state_dir: str) -> dict[str, jax.ShapeDtypeStruct]:
     """{flax path: shape and dtype} of the parameters a trainer checkpoint holds (read from its metadata)."""
     with ocp.PyTreeCheckpointer() as checkpointer:

@@ -11,7 +11,7 @@ import jax
 import numpy as np
 import pytest
 
-from devias_jax import analysis
+from devias_jax import analysis, evaluate
 from tests.data_helpers import TINY
 from tests.train_helpers import tiny_train_config
 
@@ -185,7 +185,7 @@ def test_a_new_evaluator_is_one_new_module(trained, tmp_path, monkeypatch):
     monkeypatch.setattr(evaluators, "__path__", [*evaluators.__path__, str(folder)])
     assert evaluators.names() == ["knn", "parameter_stats", "retrieval", "suites"]
     assert evaluators.summary("parameter_stats").startswith("the parameter count")
-    result = analysis.run_evaluator("parameter_stats", _config(), trained)
+    result = evaluate.run_evaluator("parameter_stats", _config(), trained)
     _, params = _random_model(_config(), seed=_config().seed)  # what `trained` saved
     leaves = [np.asarray(leaf) for leaf in jax.tree.leaves(params)]
     assert result["step"] == 6 and result["checkpoint"].endswith(os.path.join("checkpoints", "6"))

@@ -1,6 +1,5 @@
-"""The analysis commands: main.py --mode=knn / retrieval, scripts/extract_features.py and
-scripts/visualize.py. Each loads the run's checkpoint (devias_jax/weights.py), then runs an evaluator
-(devias_jax/evaluators/) or extracts features and writes files."""
+"""The analysis commands of scripts/extract_features.py and scripts/visualize.py: the run's checkpoint ->
+features -> files. (main.py --mode=knn / retrieval run evaluators: devias_jax/evaluate.run_evaluator.)"""
 
 from __future__ import annotations
 
@@ -10,34 +9,12 @@ from typing import Any, Mapping, Sequence
 import jax
 import numpy as np
 
-from devias_jax import evaluators, visualize, weights
+from devias_jax import visualize, weights
 from devias_jax import report as report_lib
 from devias_jax.analysis import maths
 from devias_jax.analysis.features import cached_features, extract_features, load_trained, output_names
 from devias_jax.analysis.lists import analysis_lists
 from devias_jax.data import annotations
-
-
-def _write_json(payload: Mapping[str, Any], path: str) -> None:
-    report_lib.write_report(payload, path)
-
-
-def run_evaluator(name: str, config: Any, workdir: str) -> dict[str, Any]:
-    """main.py --mode=<name>: the workdir's latest checkpoint (else config.init_from) through
-    devias_jax/evaluators/<name>.py."""
-    model = load_trained(config, weights.run_source(config, workdir))
-    evaluator = evaluators.get(name)(config, model.graphdef, model.mesh, workdir, source=model.source)
-    return evaluator.run(model.params, step=model.step)
-
-
-def run_knn(config: Any, workdir: str) -> dict[str, Any]:
-    """--mode=knn: paper Table 1 for the workdir's latest checkpoint -> <workdir>/eval/knn.json, printed."""
-    return run_evaluator("knn", config, workdir)
-
-
-def run_retrieval(config: Any, workdir: str) -> dict[str, Any]:
-    """--mode=retrieval: R@k of test clips querying the train gallery -> <workdir>/eval/retrieval.json."""
-    return run_evaluator("retrieval", config, workdir)
 
 
 def save_features(features: Mapping[str, np.ndarray], output: str, meta: Mapping[str, Any]) -> list[str]:
@@ -53,7 +30,7 @@ def save_features(features: Mapping[str, np.ndarray], output: str, meta: Mapping
                                   for name, v in features.items()},
                "video_ids": [str(v) for v in features.get("video_ids", [])]}
     file = os.path.join(output, "features.json")
-    _write_json(summary, file)
+    report_lib.write_report(summary, file)
     return written + [file]
 
 
@@ -134,7 +111,7 @@ def run_visualize(config: Any, workdir: str, plots: Sequence[str] = PLOTS, outpu
                                    int(config.model.num_slots))
         frequency["list"] = annotations.list_path(config, lists["slots"])
         if jax.process_index() == 0:
-            _write_json(frequency, os.path.join(output, "slot_frequency.json"))
+            report_lib.write_report(frequency, os.path.join(output, "slot_frequency.json"))
             written.append(visualize.plot_slot_frequency(frequency, os.path.join(output, "slot_frequency.png"),
                                                          title=title))
     for path in written:

@@ -19,7 +19,7 @@ import numpy as np
 from flax import nnx
 
 from devias_jax import predict as predict_lib
-from devias_jax import sharding, weights
+from devias_jax import checkpoint, sharding, weights
 from devias_jax.analysis.lists import analysis_lists, list_meta
 from devias_jax.data import annotations, streams  # TensorFlow itself loads only when a stream starts
 
@@ -58,18 +58,8 @@ def load_trained(config: Any, source: str) -> TrainedModel:
     mesh = sharding.run_mesh(config)
     graphdef, params, report = weights.load_params(config.model, source, mesh, sharding_config=config.sharding,
                                                    seed=config.seed)
-    print(f"analysing {source}: {report.summary()}", flush=True)
-    return TrainedModel(graphdef, params, mesh, source=os.path.abspath(source), step=_step_of(source))
-
-
-def _step_of(source: str) -> int | None:
-    """The training step of a <workdir>/checkpoints/<step>[/state] path, else None."""
-    parts = os.path.normpath(os.path.abspath(source)).split(os.sep)
-    if parts[-1] == "state":
-        parts = parts[:-1]
-    if len(parts) > 1 and parts[-1].isdigit() and parts[-2] == "checkpoints":
-        return int(parts[-1])
-    return None
+    print(f"weights from {source}: {report.summary()}", flush=True)
+    return TrainedModel(graphdef, params, mesh, source=os.path.abspath(source), step=checkpoint.step_of(source))
 
 
 def _views_as_videos(batches: Iterable[Mapping[str, np.ndarray]]) -> Iterator[dict[str, np.ndarray]]:
