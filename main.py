@@ -2,6 +2,8 @@
 
   python main.py --config=configs/ucf101.py:method=devias --workdir=runs/ucf101
   python main.py --config=configs/demo.py:smoke --workdir=runs/demo --config.model.dtype=float32
+
+The console shows progress and results; add absl's --verbosity=0 for the libraries' INFO logs.
 """
 
 from __future__ import annotations
@@ -73,7 +75,9 @@ MODES = {"train": run_train, "eval": run_evaluator("suites"), "info": run_info,
 
 def main(argv: list[str]) -> None:
     from devias_jax.config_validation import validated_cli_config
+    from devias_jax.monitoring import quiet_library_logs
 
+    quiet_library_logs()  # library INFO logs only with --verbosity=0
     config = validated_cli_config(FLAGS.config, argv)
     os.makedirs(FLAGS.workdir, exist_ok=True)
     MODES[FLAGS.mode](config, FLAGS.workdir)

@@ -3,6 +3,7 @@ and atomic commits, sharded restore, and a save-and-exit on SIGTERM / preemption
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import threading
@@ -29,7 +30,10 @@ class Checkpoints:
         if best_metric and ckpt_config.keep_best > 0:
             if best_mode not in ("max", "min"):
                 raise ValueError(f"best_mode={best_mode!r}; expected 'max' or 'min'")
-            best_fn = lambda metrics: metrics[best_metric]  # noqa: E731
+            # Every save carries metrics (the manager tracks them from the first save on); a step that was
+            # not evaluated ranks below every evaluated one.
+            unranked = -math.inf if best_mode == "max" else math.inf
+            best_fn = lambda metrics: float(metrics.get(best_metric, unranked))  # noqa: E731
             policies.append(_policies.BestN(get_metric_fn=best_fn, reverse=best_mode == "min",
                                             n=ckpt_config.keep_best, keep_checkpoints_without_metrics=False))
         options = ocp.CheckpointManagerOptions(
@@ -51,13 +55,19 @@ class Checkpoints:
         return list(self.manager.all_steps())
 
     def best_step(self) -> int | None:
-        return self.manager.best_step() if self.best_metric else None
+        """The step with the best `best_metric` among the kept ones; None if none was evaluated."""
+        if not self.best_metric:
+            return None
+        step = self.manager.best_step()
+        metrics = self.manager.metrics(step) if step is not None else None
+        return step if metrics and self.best_metric in metrics else None
 
     def save(self, step: int, state: Any, meta: Mapping[str, Any], metrics: Mapping[str, float] | None = None) -> None:
-        """Starts an (async) save; orbax writes to a temporary directory and renames it when complete."""
+        """Starts an (async) save; orbax writes to a temporary directory and renames it when complete.
+        `metrics` (scalars; the evaluation's best_metric when the step was evaluated) are stored with it."""
         self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
                                                         meta=ocp.args.JsonSave(dict(meta))),
-                          metrics=dict(metrics) if metrics else None, force=True)
+                          metrics={name: float(value) for name, value in (metrics or {}).items()}, force=True)
 
     def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict]:
         """Restores `step` with the shardings and dtypes of `abstract_state` (ShapeDtypeStructs)."""

@@ -10,7 +10,7 @@ from flax import nnx
 
 from devias_jax import config_validation
 from devias_jax.config_loading import load_config
-from devias_jax.models import build_model
+from devias_jax.methods import build_model
 from devias_jax.weights import load_weights
 
 

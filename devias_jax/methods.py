@@ -1,9 +1,11 @@
-"""The methods, each declared once: the model it builds, its loss, what the train step computes on device
-for it, its PyTorch checkpoint layout and the config settings its `method=` name sets.
+"""The registry: every method declared once, with the model it builds, its loss, what the train step
+computes on device for it, its PyTorch checkpoint layout and the config settings its `method=` name sets.
 
 `METHODS` (by the recipes' `method=` name) is the one table; `MODELS` (by `config.model.name`, what the
-trainer, the scene teacher and the checkpoint converter see) is derived from it. A new baseline is one
-`Method` in `METHODS`, with a new `Model` unless it trains an existing one with other settings.
+trainer, the scene teacher and the checkpoint converter see) is derived from it. `model_of` resolves a
+config's model once; `build_model`, `torch_key_fn` and `prepare_fn` read that entry for callers that need
+one thing of it. A new baseline is one `Method` in `METHODS`, with a new `Model` unless it trains an
+existing one with other settings.
 """
 
 from __future__ import annotations
@@ -14,13 +16,9 @@ from typing import Any, Callable, Mapping
 import jax
 from flax import nnx
 
-# by module path: `from devias_jax.models import ...` would depend on the package's __init__, which reads
-# this module
-import devias_jax.models.baselines as baselines
-import devias_jax.models.devias as devias
-import devias_jax.models.vit as vit
 from devias_jax import objectives
 from devias_jax.key_maps import default_torch_key
+from devias_jax.models import baselines, devias, vit
 
 Objective = Callable[[Any, Mapping[str, jax.Array], Mapping[str, jax.Array]], tuple[jax.Array, objectives.Metrics]]
 
@@ -109,6 +107,23 @@ def model_of(model_config: Any) -> Model:
     if name not in MODELS:
         raise ValueError(f"config.model.name={name!r}; expected one of {sorted(MODELS)}")
     return MODELS[name]
+
+
+def build_model(model_config: Any, *, rngs: nnx.Rngs) -> nnx.Module:
+    """Builds the module named by `model_config.name` (an ml_collections `config.model`)."""
+    return model_of(model_config).build(model_config, rngs)
+
+
+def torch_key_fn(model_config: Any) -> Callable[[str], str | None]:
+    """Maps a '/'-joined Flax parameter path to the PyTorch key holding it (None: never in a checkpoint)."""
+    return model_of(model_config).torch_key
+
+
+def prepare_fn(model_config: Any) -> Callable[[Mapping[str, Any]], tuple[dict[str, Any], list[str]]]:
+    """weights -> (weights, dropped keys) for this model's checkpoint layout (identity by default): e.g.
+    checks and collapses DEVIAS's weight-tied slot copies before the key map runs."""
+    prepare = model_of(model_config).prepare
+    return lambda weights: prepare(weights, model_config)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Run monitoring on process 0: JSON-lines metrics, TensorBoard scalars and a console progress line."""
+"""Run monitoring on process 0: JSON-lines metrics, TensorBoard scalars and a console progress line; and
+the console's log level (library INFO logs hidden unless asked for)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,17 @@ import time
 from typing import Any, Mapping
 
 import numpy as np
-from absl import logging
+from absl import flags, logging
 
 METRICS_FILE = "metrics.jsonl"
+
+
+def quiet_library_logs() -> None:
+    """For absl entry points, inside main(): hides INFO logs (orbax's checkpointing, ours) unless the
+    command line asked for them with absl's `--verbosity=0` (or `-v 0`); warnings and errors still show.
+    The console then carries the progress lines and the results."""
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)
 
 
 class MetricWriter:

@@ -1,8 +1,12 @@
 """The trainer: one linear function, read top to bottom.
 
-setup -> data and durations -> shapes first (eval_shape) -> params and optimizer state created
-sharded -> resume (workdir) / init_from / scratch -> one jitted, donated train step -> loop with
-logging, evaluation, checkpoints and preemption -> final evaluation and plots.
+setup -> data and durations -> shapes first (eval_shape) -> evaluation suites opened -> params and
+optimizer state created sharded -> resume (workdir) / init_from / scratch -> one jitted, donated train
+step -> loop with logging, evaluation, checkpoints and preemption -> final evaluation and plots.
+
+What experiments vary is passed in, never patched: `augment=` (the on-device augmentation,
+train_augment.device_augment by default), `loss=` (the objective; default: the method's, from the
+registry) and `step_hook=` (called with every finished step and its metrics).
 """
 
 from __future__ import annotations
@@ -21,11 +25,10 @@ from absl import logging
 from flax import nnx
 
 from devias_jax import checkpoint as ckpt_lib
-from devias_jax import evaluators, losses, monitoring, optim, sharding, weights
+from devias_jax import evaluators, methods, monitoring, optim, sharding, weights
 from devias_jax import suites as suites_lib
 from devias_jax.config_validation import ConfigError, check_durations
 from devias_jax.data import failures, sources, streams  # TensorFlow itself loads only when a stream starts
-from devias_jax.models import build_model
 from devias_jax.models.devias import picks_slots_with_source_head
 from devias_jax.models.vit import backbone_depth
 from devias_jax.param_rules import flat_values, path_str
@@ -33,6 +36,14 @@ from devias_jax.prefetch import DevicePrefetcher
 from devias_jax.preprocess import to_unit
 from devias_jax.torch_reader import CheckpointError
 from devias_jax.train_augment import device_augment
+
+# (config, key, clips01 (B, T, H, W, 3) in [0, 1], targets, *, groups, mask_targets, mix_scale)
+#   -> (model input, targets): train_augment.device_augment's signature
+Augment = Callable[..., tuple[jax.Array, dict]]
+# (run config, model outputs, targets) -> (scalar loss, metrics): methods.Objective
+Loss = methods.Objective
+# (finished step, that step's metrics on device) -> None
+StepHook = Callable[[int, dict], None]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -111,18 +122,24 @@ class StepParts:
     init_state: Callable
     train_step: Callable
     frozen: dict  # non-trained inputs of the step (the online scene teacher's params), already placed
+    teacher: tuple[Any, Any] | None = None  # (graphdef, params) of the online scene teacher, if any
 
 
 def build_step(config: Any, mesh, *, global_batch: int, total_steps: int, warmup_steps: int,
-               random_teacher: bool = False) -> StepParts:
+               random_teacher: bool = False, augment: Augment = device_augment, loss: Loss | None = None
+               ) -> StepParts:
     """Shapes first (eval_shape), then the optimizer, the state shardings and the jitted step.
 
-    The step: uint8 clips -> [0, 1] -> on-device augmentation (FAME targets, scene mix, BE, mixup) ->
-    online teacher scene logits on the augmented clip (data.scene_source=teacher) -> model -> matching
-    and losses -> gradients -> AdamW. Randomness is fold_in(key, step): a resumed run replays exactly.
-    `random_teacher` lets benchmarks run the teacher path without a teacher checkpoint.
+    The step: uint8 clips -> [0, 1] -> `augment` (default: FAME targets, scene mix, BE, mixup) ->
+    online teacher scene logits on the augmented clip (data.scene_source=teacher) -> model -> `loss`
+    (default: the method's objective: matching and losses) -> gradients -> AdamW. Randomness is
+    fold_in(key, step): a resumed run replays exactly. `random_teacher` lets benchmarks run the teacher
+    path without a teacher checkpoint.
     """
-    abstract_model = nnx.eval_shape(lambda: build_model(config.model, rngs=nnx.Rngs(0)))
+    model_entry = methods.model_of(config.model)  # the method, resolved once for the whole step
+    objective = loss or model_entry.loss
+    mask_targets = bool(model_entry.mask_targets(config))
+    abstract_model = nnx.eval_shape(lambda: model_entry.build(config.model, nnx.Rngs(0)))
     graphdef, abstract_params, abstract_rest = nnx.split(abstract_model, nnx.Param, ...)
     abstract_params = abstract_params.to_pure_dict()
     if jax.tree.leaves(abstract_rest):
@@ -136,7 +153,7 @@ def build_step(config: Any, mesh, *, global_batch: int, total_steps: int, warmup
     state_shardings = {"params": param_shardings, "opt_state": opt_shardings, "step": sharding.replicated(mesh)}
 
     def init_state_fn(key):
-        model = build_model(config.model, rngs=nnx.Rngs(params=key))
+        model = model_entry.build(config.model, nnx.Rngs(params=key))
         params = nnx.state(model, nnx.Param).to_pure_dict()
         return {"params": params, "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32)}
 
@@ -156,8 +173,8 @@ def build_step(config: Any, mesh, *, global_batch: int, total_steps: int, warmup
         clips01 = to_unit(batch["clips"])  # (B, T, H, W, 3) in [0, 1]
         targets = {"action": batch["action"], "scene": batch["scene"]}
         mix_scale = jnp.clip(step.astype(jnp.float32) / mix_ramp_steps, 0.0, 1.0) if mix_ramp_steps else 1.0
-        clips, targets = device_augment(config, jax.random.fold_in(augment_root, step), clips01, targets,
-                                        groups=mix_groups, mix_scale=mix_scale)
+        clips, targets = augment(config, jax.random.fold_in(augment_root, step), clips01, targets,
+                                 groups=mix_groups, mask_targets=mask_targets, mix_scale=mix_scale)
         if teacher_graphdef is not None:  # scene targets from the frozen teacher on the clip as trained
             teacher = nnx.merge(teacher_graphdef, frozen["teacher"])
             targets.pop("scene")
@@ -168,7 +185,7 @@ def build_step(config: Any, mesh, *, global_batch: int, total_steps: int, warmup
         def loss_fn(params):
             model = nnx.merge(graphdef, params)
             outputs = model(clips, train=True, rngs=nnx.Rngs(dropout=dropout_key))
-            return losses.compute_loss(config, outputs, targets)
+            return objective(config, outputs, targets)
 
         (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
         updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
@@ -186,7 +203,7 @@ def build_step(config: Any, mesh, *, global_batch: int, total_steps: int, warmup
         init_state=jax.jit(init_state_fn, out_shardings=state_shardings),
         train_step=jax.jit(train_step, in_shardings=(state_shardings, batch_shardings, frozen_shardings),
                            out_shardings=(state_shardings, sharding.replicated(mesh)), donate_argnums=(0,)),
-        frozen=frozen)
+        frozen=frozen, teacher=(teacher_graphdef, frozen["teacher"]) if teacher_graphdef is not None else None)
 
 
 def _load_teacher(config: Any, mesh, random_teacher: bool) -> tuple[Any, dict]:
@@ -199,14 +216,17 @@ def _load_teacher(config: Any, mesh, random_teacher: bool) -> tuple[Any, dict]:
     if not random_teacher:
         raise ValueError("config.data.scene_source='teacher' needs config.loss.teacher.checkpoint (a converted "
                          "or PyTorch Places365 scene model, or one trained with configs/places365_scene.py)")
-    graphdef, params = nnx.split(build_model(teacher_config, rngs=nnx.Rngs(config.seed)), nnx.Param)
+    graphdef, params = nnx.split(methods.build_model(teacher_config, rngs=nnx.Rngs(config.seed)), nnx.Param)
     return graphdef, {"teacher": jax.device_put(params.to_pure_dict(), sharding.replicated(mesh))}
 
 
-def train_and_evaluate(config: Any, workdir: str, *, step_hook: Callable[[int], None] | None = None) -> dict:
+def train_and_evaluate(config: Any, workdir: str, *, augment: Augment = device_augment, loss: Loss | None = None,
+                       step_hook: StepHook | None = None) -> dict:
     """Trains `config` in `workdir` (resuming if it holds a checkpoint); returns the final metrics.
 
-    step_hook(step) runs after every finished step (tests use it to simulate a preemption).
+    `augment` and `loss` go to build_step. step_hook(step, metrics) runs after every finished step with
+    that step's metrics (device arrays; tests use it to simulate a preemption or to see what the step
+    computed). Metrics with a shape reach the hook only; the scalars are logged.
     """
     # ==================================================================== setup
     mesh = sharding.run_mesh(config)
@@ -219,8 +239,8 @@ def train_and_evaluate(config: Any, workdir: str, *, step_hook: Callable[[int], 
                  jax.process_count())
 
     # ==================================================================== data and durations
-    lists = sources.validate(config)  # bad lines / labels / files fail here, before any compile
-    train_size = len(lists["train"])
+    train_source = sources.get(config)  # bad lines / labels / files fail here, before any compile
+    train_size = len(train_source)
     global_batch = config.train.batch_size
     local_batch = sharding.local_batch_size(global_batch, mesh)
     durations = resolve_durations(config, train_size)
@@ -229,8 +249,13 @@ def train_and_evaluate(config: Any, workdir: str, *, step_hook: Callable[[int], 
 
     # ==================================================================== model, optimizer and step: shapes first
     parts = build_step(config, mesh, global_batch=global_batch, total_steps=durations.total_steps,
-                       warmup_steps=durations.warmup_steps)
+                       warmup_steps=durations.warmup_steps, augment=augment, loss=loss)
     graphdef, state_shardings = parts.graphdef, parts.state_shardings
+    # Built once, before anything compiles (its lists opened, so a bad one fails now; teacher loaded):
+    # every periodic evaluation reuses its jitted predict functions.
+    has_suites = bool(suites_lib.parse(config))
+    suites_evaluator = evaluators.get("suites")(config, graphdef, mesh, workdir, teacher=parts.teacher) \
+        if has_suites else None
     if is_main:
         depth = backbone_depth(config.model)
         logging.info("parameter groups:\n%s", optim.describe_groups(parts.abstract_params, config.optim, depth))
@@ -259,13 +284,9 @@ def train_and_evaluate(config: Any, workdir: str, *, step_hook: Callable[[int], 
     start_step = int(jax.device_get(state["step"]))
 
     # ==================================================================== loop
-    has_suites = bool(suites_lib.parse(config))
-    # Built once (lists opened, teacher loaded, predict jitted): every periodic evaluation reuses it.
-    suites_evaluator = evaluators.get("suites")(config, graphdef, mesh, workdir) if has_suites else None
-
     train_stream = streams.train_batches(
         config, global_batch_size=global_batch, process_index=jax.process_index(),
-        process_count=jax.process_count(), seed=config.seed, start_step=start_step, source=lists["train"])
+        process_count=jax.process_count(), seed=config.seed, start_step=start_step, source=train_source)
 
     def place(batch: dict) -> tuple[dict, int]:
         """Host batch -> (global arrays for the step, clips of this process that replaced a bad file)."""
@@ -309,9 +330,9 @@ def train_and_evaluate(config: Any, workdir: str, *, step_hook: Callable[[int], 
             batch, substituted = next(stream)
             bad_inputs.add(substituted)
             state, metrics = parts.train_step(state, batch, parts.frozen)
-            history.append((step, metrics))
+            history.append((step, {name: value for name, value in metrics.items() if not value.shape}))
             if step_hook is not None:
-                step_hook(step)
+                step_hook(step, metrics)
             is_last = step == durations.total_steps
             if step % durations.log_every == 0 or is_last:
                 last_train = pull_history()
@@ -326,11 +347,11 @@ def train_and_evaluate(config: Any, workdir: str, *, step_hook: Callable[[int], 
                 last_report = run_eval(step)
             if save_now or eval_now:
                 pull_history()  # never save a state reached through a non-finite loss
-                save(step, {config.eval.best_metric: last_report[config.eval.best_metric]}
-                     if eval_now and config.eval.best_metric else None)
+                save(step, {**last_train, config.eval.best_metric: last_report[config.eval.best_metric]}
+                     if eval_now and config.eval.best_metric else last_train)
             if not is_last and watch.should_stop(step, sync=step % durations.log_every == 0):
                 pull_history()
-                save(step)
+                save(step, last_train)
                 checkpoints.wait()
                 print(f"stopped at step {step} on request; the run resumes from this step", flush=True)
                 return {"stopped_at": step, **last_train}

@@ -1,20 +1,19 @@
 """On-device batch augmentation inside the train step: FAME masks and their targets, scene mix, BE,
-mixup / cutmix and random erasing, chosen by the config (REFERENCE §6-§7). Pure jax; no host work."""
+mixup / cutmix and random erasing, chosen by the config (REFERENCE §6-§7). Pure jax; no host work.
+
+`device_augment` is the trainer's default `augment=` (train.build_step); an experiment passes its own, e.g.
+this function with another `scene_mix` (scripts/experiments/learning_probe.py)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import jax
 
 from devias_jax import masks
-from devias_jax.methods import model_of
 from devias_jax.preprocess import normalize
 
-
-def uses_mask_targets(config: Any) -> bool:
-    """The model's loss needs FAME mask targets of the clip (DEVIAS's L_AMD, L_AG; devias_jax/methods.py)."""
-    return model_of(config.model).mask_targets(config)
+SceneMix = Callable[..., tuple[jax.Array, jax.Array, jax.Array]]  # masks.scene_mix's signature
 
 
 def uses_mixup(config: Any) -> bool:
@@ -22,8 +21,13 @@ def uses_mixup(config: Any) -> bool:
 
 
 def device_augment(config: Any, key: jax.Array, clips01: jax.Array, targets: dict[str, jax.Array], *,
-                   groups: int, mix_scale: jax.Array | float = 1.0) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """clips01 (B, T, H, W, 3) in [0, 1] -> (normalised model input, targets for losses.compute_loss).
+                   groups: int, mask_targets: bool, mix_scale: jax.Array | float = 1.0,
+                   scene_mix: SceneMix = masks.scene_mix) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """clips01 (B, T, H, W, 3) in [0, 1] -> (normalised model input, targets for the model's objective).
+
+    `mask_targets`: the objective needs the clip's FAME mask targets (DEVIAS's L_AMD, L_AG; the method's
+    `Model.mask_targets` in devias_jax/methods.py, resolved once by the trainer). `scene_mix`: the mixing
+    function (masks.scene_mix; an experiment may pass another with its signature).
 
     Scene mix permutes within `groups` contiguous chunks of the batch (one per device by default, as
     the official per-GPU mixing). The action label and the mask targets stay the foreground clip's; the
@@ -34,19 +38,19 @@ def device_augment(config: Any, key: jax.Array, clips01: jax.Array, targets: dic
     targets = dict(targets)
     mix_key, erase_key, mixup_key, random_erase_key = jax.random.split(key, 4)
     fame = None
-    if uses_mask_targets(config) or aug.scene_mix_prob > 0:
+    if mask_targets or aug.scene_mix_prob > 0:
         # the official blur size with either switch: official_compat sets every official numeric
         blur = aug.fame_blur_size or masks.blur_size_for(
             clips01.shape[2], bool(aug.fame_official_blur or config.loss.get("official_compat", False)))
         fame = masks.fame_targets(clips01, beta=aug.fame_beta, blur_size=blur, patch=config.model.patch_size,
                                   tubelet_size=config.model.tubelet_size)
-    if uses_mask_targets(config):
+    if mask_targets:
         targets["clip_mask_target"] = fame["m_clip"]  # (B, H/16 * W/16)
         targets["tubelet_mask_target"] = fame["m_tub"]  # (B, N) in token order
     if aug.scene_mix_prob > 0:
-        clips01, background, _ = masks.scene_mix(mix_key, clips01, fame["clip_mask"], aug.scene_mix_prob * mix_scale,
-                                                 groups=groups, background=aug.scene_mix_background,
-                                                 partner=aug.scene_mix_partner)
+        clips01, background, _ = scene_mix(mix_key, clips01, fame["clip_mask"], aug.scene_mix_prob * mix_scale,
+                                           groups=groups, background=aug.scene_mix_background,
+                                           partner=aug.scene_mix_partner)
         if aug.scene_mix_action == "shared":  # the background clip's visible actor shares the label
             share = masks.background_actor_share(fame["clip_mask"], background)[:, None]  # (B, 1)
             own = masks.smooth_one_hot(targets["action"], config.model.num_actions, config.loss.label_smoothing)

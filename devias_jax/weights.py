@@ -24,7 +24,7 @@ import numpy as np
 from flax import nnx
 
 from devias_jax import checkpoint, converted, key_maps, sharding, torch_reader
-from devias_jax.models import build_model, prepare_fn, torch_key_fn
+from devias_jax.methods import build_model, prepare_fn, torch_key_fn
 from devias_jax.param_rules import flat_values, path_str
 
 

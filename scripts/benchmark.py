@@ -2,10 +2,10 @@
 matching, losses, backward, AdamW update) on random in-memory uint8 clips, for any method of any
 recipe, on one device or sharded over a mesh. Needs only jax / flax / optax (no TensorFlow, no data).
 
-  python scripts/benchmark.py --config=configs/kinetics400.py:method=devias --batch_size=12 --steps=20
-  python scripts/benchmark.py --config=configs/ucf101.py:method=devias,smoke --batch_size=4 --steps=3
-  python scripts/benchmark.py --config=configs/ucf101.py:method=devias --config.model.dtype=bfloat16
-  XLA_FLAGS=--xla_force_host_platform_device_count=8 python scripts/benchmark.py \
+  python -m scripts.benchmark --config=configs/kinetics400.py:method=devias --batch_size=12 --steps=20
+  python -m scripts.benchmark --config=configs/ucf101.py:method=devias,smoke --batch_size=4 --steps=3
+  python -m scripts.benchmark --config=configs/ucf101.py:method=devias --config.model.dtype=bfloat16
+  XLA_FLAGS=--xla_force_host_platform_device_count=8 python -m scripts.benchmark \
       --config=configs/demo.py:method=devias --batch_size=16 --config.sharding.fsdp=2   # sharded variant
 
 Prints the step time (median over the timed steps), clips/s and, on a GPU/TPU, the model FLOPs
@@ -24,16 +24,12 @@ forward (backward = 2x forward); rematerialisation and the matching / loss maths
 
 from __future__ import annotations
 
-import os
 import statistics
-import sys
 import time
 from typing import Any
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
+import jax
+import numpy as np
 
 # Dense bf16 peak FLOP/s per chip (vendor figures, no sparsity), matched against device_kind.
 PEAK_BF16_FLOPS = [
@@ -147,6 +143,9 @@ def run(config: Any, batch_size: int, steps: int, warmup: int, peak_tflops: floa
 def main(argv: list[str]) -> None:
     from absl import flags
 
+    from devias_jax.monitoring import quiet_library_logs
+
+    quiet_library_logs()  # library INFO logs only with --verbosity=0
     del argv
     flag = flags.FLAGS
     config = flag.config

@@ -1,7 +1,7 @@
 """Training input throughput: the tf.data pipeline versus a plain per-clip decord loop.
 
-  python scripts/benchmark_input.py                       # generates 320x240 H.264 clips in a temp dir
-  python scripts/benchmark_input.py --videos=DIR --clips=256 --cores=0,1
+  python -m scripts.benchmark_input                       # generates 320x240 H.264 clips in a temp dir
+  python -m scripts.benchmark_input --videos=DIR --clips=256 --cores=0,1
 
 Both sides read the same files on the same cores (the process is pinned to --cores) and produce
 16 x 224 x 224 training clips with the full augmentation: the REFERENCE §7 temporal sampling, random
@@ -17,20 +17,16 @@ Reports clips/s and clips/s per core for each; the target is tf.data >= 1.5x pla
 
 from __future__ import annotations
 
+import json
+import math
+import multiprocessing
 import os
-import sys
+import random
+import tempfile
+import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import json  # noqa: E402
-import math  # noqa: E402
-import multiprocessing  # noqa: E402
-import random  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-
-import numpy as np  # noqa: E402
-from absl import app, flags  # noqa: E402
+import numpy as np
+from absl import app, flags
 
 flags.DEFINE_string("videos", "", "directory with train.txt ('path action scene'); empty = generate 320x240 clips")
 flags.DEFINE_integer("num_videos", 24, "clips to generate when --videos is empty")
@@ -146,8 +142,9 @@ def plain_throughput(paths: list[str], clips: int, cores: list[int]) -> float:
 # ------------------------------------------------------------------------------------------ tf.data
 
 def pipeline_throughput(root: str, clips: int, batch: int, cores: list[int]) -> float:
-    from configs import defaults
     import ml_collections
+
+    from configs import defaults
     from devias_jax.data import streams
 
     config = ml_collections.ConfigDict({"model": defaults.model_config("B"), "data": defaults.data_config(),

@@ -1,6 +1,6 @@
 """Prints the paper-style comparison table from several runs' <workdir>/eval/report.json.
 
-  python scripts/compare_runs.py runs/demo/devias runs/demo/two_token
+  python -m scripts.compare_runs runs/demo/devias runs/demo/two_token
 """
 
 from __future__ import annotations
@@ -9,9 +9,7 @@ import json
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from devias_jax.report import format_suites, format_table  # noqa: E402
+from devias_jax.report import format_suites, format_table
 
 
 def main(workdirs: list[str]) -> None:

@@ -1,21 +1,17 @@
 """Converts a PyTorch / HuggingFace / safetensors checkpoint into a directory the trainer and
 `devias_jax.load_model` read, without importing torch.
 
-  python scripts/convert_checkpoint.py --config=configs/ucf101.py:method=vit \
+  python -m scripts.convert_checkpoint --config=configs/ucf101.py:method=vit \
       --checkpoint=videomae_ucf101_ft.pth --output=checkpoints/videomae_ucf101
 """
 
 from __future__ import annotations
 
 import os
-import sys
+from typing import Any
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from typing import Any  # noqa: E402
-
-from devias_jax.converted import save_converted  # noqa: E402
-from devias_jax.key_maps import ConversionReport  # noqa: E402
+from devias_jax.converted import save_converted
+from devias_jax.key_maps import ConversionReport
 
 
 def convert_file(model_config: Any, checkpoint: str, output: str, *, skip: str | None = None,
@@ -23,7 +19,7 @@ def convert_file(model_config: Any, checkpoint: str, output: str, *, skip: str |
     """Reads `checkpoint`, maps it onto the model of `model_config`, writes `output`; returns the report."""
     from flax import nnx
 
-    from devias_jax.models import build_model
+    from devias_jax.methods import build_model
     from devias_jax.weights import convert_weights, param_paths
 
     if os.path.exists(os.path.join(output, "params")):
@@ -40,9 +36,11 @@ def convert_file(model_config: Any, checkpoint: str, output: str, *, skip: str |
 
 
 def main(argv: list[str]) -> None:
-    from absl import app, flags
-    from ml_collections import config_flags
+    from absl import flags
 
+    from devias_jax.monitoring import quiet_library_logs
+
+    quiet_library_logs()  # library INFO logs only with --verbosity=0
     del argv
     flags_ = flags.FLAGS
     model_config = flags_.config.model if "model" in flags_.config else flags_.config

@@ -2,7 +2,7 @@
 (action_feature, scene_feature, slots, attention, ... or gap = the mean of the backbone tokens), averaged
 over the test views (--per_view keeps every view), with the action / scene labels and video ids.
 
-  python scripts/extract_features.py --config=configs/demo.py:method=devias --workdir=runs/demo/devias \
+  python -m scripts.extract_features --config=configs/demo.py:method=devias --workdir=runs/demo/devias \
       --list=val_seen.txt --names=action_feature,scene_feature,gap
 
 Reads the latest checkpoint in --workdir (else config.init_from). Output (default
@@ -12,18 +12,15 @@ index.npy (list row), video_ids.npy / paths.npy, and features.json (metadata, sh
 
 from __future__ import annotations
 
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 
 def main(argv: list[str]) -> None:
     from absl import flags
 
     from devias_jax import analysis
     from devias_jax.config_validation import validated_cli_config
+    from devias_jax.monitoring import quiet_library_logs
 
+    quiet_library_logs()  # library INFO logs only with --verbosity=0
     FLAGS = flags.FLAGS
     validated_cli_config(FLAGS.config, argv)
     analysis.run_extract(FLAGS.config, FLAGS.workdir, list_path=FLAGS.list, names=FLAGS.names,

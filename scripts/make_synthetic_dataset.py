@@ -1,7 +1,7 @@
 """Generates the synthetic action/scene video dataset (devias_jax/data/synthetic.py).
 
-  python scripts/make_synthetic_dataset.py --out=data/synthetic --seed=0
-  python scripts/make_synthetic_dataset.py --out=/tmp/bench --height=240 --width=320 --frames=150 \
+  python -m scripts.make_synthetic_dataset --out=data/synthetic --seed=0
+  python -m scripts.make_synthetic_dataset --out=/tmp/bench --height=240 --width=320 --frames=150 \
       --train_per_action=4 --splits=train            # 320x240 clips for scripts/benchmark_input.py
 
 Writes videos/<split>/*.mp4 (H.264), masks/<split>/*.npz (true actor masks), train.txt, val_seen.txt,
@@ -10,14 +10,9 @@ val_unseen.txt, scene_only.txt ('path action scene', relative to --out) and data
 
 from __future__ import annotations
 
-import os
-import sys
+from absl import app, flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from absl import app, flags  # noqa: E402
-
-from devias_jax.data import synthetic  # noqa: E402
+from devias_jax.data import synthetic
 
 _DEFAULT = synthetic.Spec()
 flags.DEFINE_string("out", None, "output directory")
@@ -72,8 +67,7 @@ def main(argv: list[str]) -> None:
     counts = ", ".join(f"{split} {count}" for split, count in summary["counts"].items())
     print(f"wrote {FLAGS.out}: {counts} clips, {summary['video_bytes'] / 2**20:.1f} MiB of video, "
           f"{summary['seconds']:.1f} s")
-    settings = synthetic.data_settings(FLAGS.out, spec)
-    print("train on it with: " + " ".join(f"--config.data.{k}={v}" for k, v in settings.items()))
+    print(f"train on it with: {synthetic.train_command(FLAGS.out, spec)}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Re-encodes a video dataset to a smaller short side (H.264 .mp4), in parallel, keeping the lists valid.
 
-  python scripts/prepare_videos.py --src=/data/ucf101/videos --dst=/data/ucf101_320 --short_side=320 \
+  python -m scripts.prepare_videos --src=/data/ucf101/videos --dst=/data/ucf101_320 --short_side=320 \
       --lists=/data/ucf101/train.txt,/data/ucf101/val.txt --workers=16
 
 Decoding full-resolution videos is what starves VideoMAE-style training; re-encoding once to a short
@@ -16,14 +16,10 @@ and counts them). HVU-style ids without an extension are looked up like the pipe
 from __future__ import annotations
 
 import os
-import sys
+import shutil
+from concurrent.futures import ProcessPoolExecutor, as_completed
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import shutil  # noqa: E402
-from concurrent.futures import ProcessPoolExecutor, as_completed  # noqa: E402
-
-from absl import app, flags  # noqa: E402
+from absl import app, flags
 
 flags.DEFINE_string("src", None, "dataset root the lists' paths are relative to")
 flags.DEFINE_string("dst", None, "output root")
@@ -102,7 +98,7 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     from tqdm import tqdm
 
-    from devias_jax.data.annotations import with_extension, resolve
+    from devias_jax.data.annotations import resolve, with_extension
 
     if FLAGS.short_side % 2:
         raise app.UsageError(f"--short_side={FLAGS.short_side} must be even (H.264 yuv420p)")

@@ -2,7 +2,7 @@
 (softmax averaged over temporal x spatial views) -> the list with a scene column (the argmax) and the
 soft scores.
 
-  python scripts/pseudo_scene_labels.py --config=configs/places365_scene.py \
+  python -m scripts.pseudo_scene_labels --config=configs/places365_scene.py \
       --checkpoint=runs/places365_scene --list=/datasets/ucf101/val.txt \
       --output=/datasets/ucf101/val_scene.txt
 
@@ -19,12 +19,9 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from typing import Any  # noqa: E402
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 UNKNOWN_ACTIONS = 2 ** 31 - 1  # the action column is copied, not checked against a class count
 
@@ -58,7 +55,6 @@ def pseudo_label(config: Any, checkpoint: str, list_path: str, output: str, *, r
                  scores_path: str | None = None, batch_size: int = 0, progress: bool = True) -> dict[str, Any]:
     """Runs the teacher over `list_path`, writes `output` and the scores; returns a summary."""
     import jax
-    from flax import nnx
     from tqdm import tqdm
 
     from devias_jax import sharding
@@ -132,6 +128,9 @@ def pseudo_label(config: Any, checkpoint: str, list_path: str, output: str, *, r
 def main(argv: list[str]) -> None:
     from absl import flags
 
+    from devias_jax.monitoring import quiet_library_logs
+
+    quiet_library_logs()  # library INFO logs only with --verbosity=0
     del argv
     f = flags.FLAGS
     pseudo_label(f.config, f.checkpoint, f.list, f.output or os.path.splitext(f.list)[0] + "_scene.txt",

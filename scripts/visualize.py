@@ -6,17 +6,12 @@
               action and by scene label (config.analysis.embedding = umap | tsne)
   slots       slot_frequency.png + .json: how often each slot index is chosen as action / scene slot
 
-  python scripts/visualize.py --config=configs/demo.py:method=devias --workdir=runs/demo/devias
-  python scripts/visualize.py --config=configs/demo.py:method=devias --workdir=runs/demo/devias \
+  python -m scripts.visualize --config=configs/demo.py:method=devias --workdir=runs/demo/devias
+  python -m scripts.visualize --config=configs/demo.py:method=devias --workdir=runs/demo/devias \
       --plots=embedding --config.analysis.embedding_list=val_unseen.txt
 """
 
 from __future__ import annotations
-
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def main(argv: list[str]) -> None:
@@ -24,7 +19,9 @@ def main(argv: list[str]) -> None:
 
     from devias_jax import analysis
     from devias_jax.config_validation import validated_cli_config
+    from devias_jax.monitoring import quiet_library_logs
 
+    quiet_library_logs()  # library INFO logs only with --verbosity=0
     FLAGS = flags.FLAGS
     validated_cli_config(FLAGS.config, argv)
     unknown = sorted(set(FLAGS.plots) - set(analysis.PLOTS))

@@ -3,17 +3,16 @@ tiny DEVIAS trained with that teacher online (each trained once per test process
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 import tempfile
 import types
-from unittest import mock
 
 import numpy as np
 
 from configs import common
-from devias_jax import losses, train
+from devias_jax import methods, train
+from devias_jax.train_augment import device_augment
 from devias_jax.config_loading import load_config
 from devias_jax.data import synthetic
 from tests.conftest import ROOT
@@ -86,7 +85,8 @@ def trained_teacher() -> types.SimpleNamespace:
 def devias_with_online_teacher() -> types.SimpleNamespace:
     """A tiny DEVIAS trained 4 steps with data.scene_source='teacher' (KL to trained_teacher()), once per
     test process. `seen` holds, for every step, the clip the model trained on (after scene mixing) and the
-    teacher logits the loss received, both returned by the jitted step itself."""
+    teacher logits the loss received, both returned by the jitted step itself: the trainer is handed an
+    augmentation and a loss that add them to the step's metrics, and a step hook that collects them."""
     teacher = trained_teacher()
     settings = teacher_model_settings(teacher.config)
     config = tiny_train_config("devias", **{
@@ -94,34 +94,23 @@ def devias_with_online_teacher() -> types.SimpleNamespace:
         "loss.teacher.checkpoint": teacher.workdir,
         **{f"loss.teacher.{k}": v for k, v in settings.items() if k not in GEOMETRY}})
     config.eval.suites = {}  # evaluation is covered elsewhere; compiling it here would double the cost
+    objective = methods.model_of(config.model).loss
     seen, stash = [], {}
-    real_build, real_augment, real_loss = train.build_step, train.device_augment, losses.compute_loss
 
     def augment(*args, **kwargs):
-        clips, targets = real_augment(*args, **kwargs)
-        stash["clips"] = clips  # (B, T, H, W, 3) normalised, as the model and the teacher get it
+        clips, targets = device_augment(*args, **kwargs)
+        stash["clips"] = clips  # (B, T, H, W, 3) normalised, as the model and the teacher get it (traced)
         return clips, targets
 
-    def compute_loss(config, outputs, targets):
+    def loss(config, outputs, targets):
         stash["targets"] = sorted(targets)
-        loss, metrics = real_loss(config, outputs, targets)
-        return loss, {**metrics, "seen_clips": stash["clips"], "seen_teacher_logits": targets["scene_teacher_logits"]}
+        value, metrics = objective(config, outputs, targets)
+        return value, {**metrics, "seen_clips": stash["clips"], "seen_teacher_logits": targets["scene_teacher_logits"]}
 
-    def build_step(*args, **kwargs):
-        parts = real_build(*args, **kwargs)
-        step = parts.train_step
-
-        def recording_step(state, batch, frozen):
-            state, metrics = step(state, batch, frozen)
-            metrics = dict(metrics)
-            seen.append((np.asarray(metrics.pop("seen_clips")), np.asarray(metrics.pop("seen_teacher_logits"))))
-            return state, metrics
-
-        return dataclasses.replace(parts, train_step=recording_step)
+    def record(step, metrics):
+        seen.append((np.asarray(metrics["seen_clips"]), np.asarray(metrics["seen_teacher_logits"])))
 
     workdir = os.path.join(tempfile.mkdtemp(prefix="devias_online_teacher_"), "run")
-    with mock.patch.object(train, "build_step", build_step), mock.patch.object(train, "device_augment", augment), \
-            mock.patch.object(losses, "compute_loss", compute_loss):
-        result = train.train_and_evaluate(config, workdir)
+    result = train.train_and_evaluate(config, workdir, augment=augment, loss=loss, step_hook=record)
     return types.SimpleNamespace(config=config, workdir=workdir, result=result, seen=seen,
                                  loss_targets=stash["targets"])

@@ -165,6 +165,7 @@ def test_plots_are_written(tmp_path):
             assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_umap_embedding_runs_and_keeps_clusters_apart(monkeypatch):
     # umap-learn's numba kernels compile in every new process; without LLVM optimisation that takes
     # half the time (read when numba is first imported; the results are the same).
@@ -200,14 +201,14 @@ def test_analysis_config_defaults_and_validation():
             config_validation.validate(config)
 
 
-@pytest.mark.parametrize("script", ["extract_features.py", "visualize.py"])
+@pytest.mark.parametrize("script", ["extract_features", "visualize"])
 def test_scripts_document_their_flags(script):
     import subprocess
     import sys
 
     from tests.conftest import ROOT
 
-    result = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", script), "--help"], cwd=ROOT,
+    result = subprocess.run([sys.executable, "-m", f"scripts.{script}", "--help"], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
     assert "--workdir" in result.stdout and "--config" in result.stdout and "--output" in result.stdout
 

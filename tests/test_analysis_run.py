@@ -15,6 +15,8 @@ from devias_jax import analysis, evaluate
 from tests.data_helpers import TINY
 from tests.train_helpers import tiny_train_config
 
+pytestmark = pytest.mark.slow  # its fixture trains a run; every analysis mode end to end
+
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -29,7 +31,7 @@ def _random_model(config, seed=0):
     N(0, 0.02), norm scales 1, biases 0), built without running any initialiser."""
     from flax import nnx
 
-    from devias_jax.models import build_model
+    from devias_jax.methods import build_model
 
     rng = np.random.default_rng(seed)
 
@@ -167,6 +169,7 @@ class Evaluator:
         leaves = [np.asarray(leaf) for leaf in jax.tree.leaves(params)]
         result = {"parameters": int(sum(leaf.size for leaf in leaves)), "step": step, "checkpoint": self.source,
                   "mean": float(sum(leaf.sum() for leaf in leaves) / sum(leaf.size for leaf in leaves))}
+
         os.makedirs(os.path.join(self.workdir, "eval"), exist_ok=True)
         with open(os.path.join(self.workdir, "eval", "parameters.json"), "w") as handle:
             json.dump(result, handle)

@@ -9,6 +9,7 @@ from configs import common, defaults
 from devias_jax import config_validation
 from devias_jax.config_loading import load_config
 from devias_jax.data import annotations, sources
+from devias_jax.evaluators.suites import open_suites
 from tests.conftest import ROOT
 from tests.data_helpers import data_config
 
@@ -109,6 +110,12 @@ def test_check_files(tmp_path):
         annotations.load_list(_write(tmp_path / "blank.txt", "\n\n"), num_actions=2)
 
 
+def _opened(config) -> dict:
+    """The training list and every suite's list as the trainer opens them (each once)."""
+    return {"train": sources.get(config), **{name: split_sources[0][1] for name, split_sources in
+                                             open_suites(config).items()}}
+
+
 def test_config_lists(tmp_path):
     _write(tmp_path / "train.txt", "a.mp4 0 1\n")
     _write(tmp_path / "val_seen.txt", "b.mp4 1 0\n")
@@ -116,16 +123,16 @@ def test_config_lists(tmp_path):
     config = data_config(str(tmp_path))
     config.eval.suites = {"val_seen": common.suite("val_seen.txt", "action,scene", "seen"),
                           "hat": common.suite(str(tmp_path / "hat.txt"), "action", "unseen")}
-    parsed = sources.validate(config)
+    parsed = _opened(config)
     assert {name: source.list_path for name, source in parsed.items()} == {
         "train": str(tmp_path / "train.txt"), "val_seen": str(tmp_path / "val_seen.txt"),
         "hat": str(tmp_path / "hat.txt")}
     assert parsed["hat"].annotations.scene.tolist() == [-1] and parsed["hat"].labels(0) == (1, -1)
     config.eval.only = "hat"
-    assert set(sources.validate(config)) == {"train", "hat"}
+    assert set(_opened(config)) == {"train", "hat"}
     config.data.train_list = "missing.txt"
     with pytest.raises(annotations.AnnotationError, match="missing.txt' does not exist"):
-        sources.validate(config)
+        sources.get(config)
 
 
 def test_config_fields_and_validation():

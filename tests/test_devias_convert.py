@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from devias_jax import load_model, torch_reader
-from devias_jax.models import build_model, torch_key_fn
+from devias_jax.methods import build_model, torch_key_fn
 from devias_jax.weights import flat_params
 from tests.devias_oracles import DEVIASOracle, randomize
 from tests.helpers import random_clips, tiny_vit_config

@@ -13,7 +13,7 @@ from flax import nnx
 
 from devias_jax import config_validation, load_model
 from devias_jax.config_loading import load_config
-from devias_jax.models import build_model
+from devias_jax.methods import build_model
 from devias_jax.models.devias import devias_config_from, select_slots
 from tests.conftest import ROOT
 from tests.helpers import random_clips, truncated_normal_leaves
@@ -119,6 +119,7 @@ def test_bfloat16_devias_keeps_float32_params_and_outputs():
                                                                          "loss.scene_target": "teacher",
                                                                          "loss.matching": "scipy"}),
                                               ("two_token", {"loss.scene_target": "teacher"})])
+@pytest.mark.slow
 def test_benchmark_train_step_gives_finite_gradients_and_updates(method, overrides):
     sys.path.insert(0, ROOT)
     from devias_jax import sharding
@@ -138,6 +139,7 @@ def test_benchmark_train_step_gives_finite_gradients_and_updates(method, overrid
     assert forward_macs(config.model) > 0
 
 
+@pytest.mark.slow
 def test_benchmark_runs_without_tensorflow():
     code = ("import sys; sys.modules['tensorflow'] = None  # any import of TensorFlow now fails\n"
             "sys.path.insert(0, '.')\n"

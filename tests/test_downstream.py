@@ -69,6 +69,7 @@ def _downstream_config(fusion: str, init_from: str, **overrides):
     return config
 
 
+@pytest.mark.slow
 def test_concat_fine_tune_loads_backbone_and_slots_and_starts_a_new_head(devias_workdir, tmp_path, capsys):
     # lr ~ 0: after training, the parameters are still what the run started from
     config = _downstream_config("concat", devias_workdir, **{"optim.base_lr": 1e-12, "train.num_steps": 2})
@@ -98,6 +99,7 @@ def test_concat_fine_tune_loads_backbone_and_slots_and_starts_a_new_head(devias_
         np.testing.assert_allclose(tuned[f"fusion_head/{key}/scale"], 1.0, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_gap_fine_tune_trains(devias_workdir, tmp_path, capsys):
     config = _downstream_config("gap", devias_workdir, **{"optim.base_lr": 0.05, "eval.suites": {}})
     workdir = str(tmp_path / "gap")
@@ -163,13 +165,14 @@ def _torch_official_head(params, slots, num_source_actions, input_norm):
     return logits.numpy(), action_index.numpy(), scene_index.numpy()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("input_norm", [True, False])
 def test_official_head_matches_a_torch_transcription(input_norm):
     import jax
     import jax.numpy as jnp
     from flax import nnx
 
-    from devias_jax.models import build_model
+    from devias_jax.methods import build_model
     from devias_jax.models.devias import take_slot
     from devias_jax.param_rules import flat_values
 
@@ -199,6 +202,7 @@ def test_official_head_matches_a_torch_transcription(input_norm):
     np.testing.assert_allclose(np.asarray(logits), expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_official_fine_tune_loads_the_source_head_and_never_changes_it(devias_workdir, tmp_path, capsys):
     source = final_params(devias_workdir)
     source_actions = TINY.num_actions

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from devias_jax.data import decode, hat, sources
+from devias_jax.data import augment, decode, hat, sources
 from devias_jax.data import miniature_release as release_helpers
 
 
@@ -176,14 +176,34 @@ def test_hat_source_views_default_and_official(tmp_path):
     np.testing.assert_array_equal(source.windows(0, length), decode.test_indices(length, 4, 4, 2))
     frames, action, scene = source.read_eval(0)
     assert frames.shape == (2, 4, 48, 64, 3) and (action, scene) == (0, -1)
+    # official: one window per (segment, crop) view, as the authors' loader draws one per item
     official = sources.HatSource(split, **kwargs, official_windows=True, seed=5)
     windows = official.windows(0, length)
-    assert windows.shape == (2, 4) and not np.array_equal(windows, source.windows(0, length))
+    assert official.crop_per_window and official.eval_windows == 6 and source.eval_windows == 2
+    assert windows.shape == (6, 4) and len({tuple(w) for w in windows}) > 2
     np.testing.assert_array_equal(windows, official.windows(0, length))  # seeded: the same every time
+    official_frames = official.read_eval(0)[0]
+    assert official_frames.shape == (6, 4, 48, 64, 3)
+    for view, window in enumerate(windows):  # view k is the composite of its own window
+        np.testing.assert_array_equal(official_frames[view],
+                                      hat.composite_window(official.layout, official.pairs[0], window, length))
     with pytest.raises(hat.ReleaseError, match="cannot be trained on"):
         source.read_train(0, np.random.default_rng(0))
     with pytest.raises(hat.ReleaseError, match="num_actions=2"):
         sources.HatSource(split, **{**kwargs, "num_actions": 2})
     # a folder of splits, ordered by their number
-    splits = sources.hat_splits(os.path.dirname(split))
+    splits = hat.split_files(os.path.dirname(split))
     assert [label for label, _ in splits] == ["split1", "split2", "split3"]
+
+
+def test_test_views_cut_each_window_at_its_own_crop_when_asked():
+    frames = np.random.default_rng(0).integers(0, 256, (6, 2, 8, 12, 3), dtype=np.uint8)  # 2 x 3 views
+    crops = np.asarray([[0, 0], [0, 2], [0, 4]], np.int32)
+    paired = np.asarray(augment.test_views(frames, np.asarray([8, 12], np.int32), crops, 8, crop_per_window=True))
+    assert paired.shape == (6, 2, 8, 8, 3)
+    for view in range(6):
+        left = crops[view % 3, 1]
+        np.testing.assert_array_equal(paired[view], frames[view, :, :, left:left + 8])
+    every = np.asarray(augment.test_views(frames[:2], np.asarray([8, 12], np.int32), crops, 8))
+    assert every.shape == (6, 2, 8, 8, 3)  # 2 windows x 3 crops, temporal-major
+    np.testing.assert_array_equal(every[4], frames[1, :, :, 2:10])

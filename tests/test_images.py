@@ -9,6 +9,7 @@ import pytest
 from configs import common
 from devias_jax import config_validation
 from devias_jax.data import annotations, images, sources, streams, tf_setup
+from devias_jax.evaluators.suites import open_suites
 from tests.teacher_helpers import scene_names, teacher_config, write_scene_images
 
 GLOBAL_BATCH = 8  # 24 training images: 3 steps per epoch
@@ -118,7 +119,7 @@ def test_image_eval_uses_one_centred_view_repeated_in_time(tmp_path, image_root)
     Image.fromarray(pixels).save(tmp_path / "val" / "unknown_scene" / "x.png")
     images._scan_folder.cache_clear()
     with pytest.raises(annotations.AnnotationError, match="unknown_scene"):
-        sources.validate(config)
+        open_suites(config)
 
 
 def test_image_lists_classes_file_and_label_checks(tmp_path, image_root):
@@ -197,7 +198,7 @@ def test_tfds_source_reads_records_by_index(tmp_path):
                             "model.num_scenes": 3, "augment.flip": False})
     config.eval.suites = {"val": common.suite("validation", "scene", "seen")}
     config_validation.validate(config)
-    lists = sources.validate(config)
+    lists = {"train": sources.get(config), "val": open_suites(config)["val"][0][1]}
     assert len(lists["train"]) == 12 and len(lists["val"]) == 5 and lists["train"].images.num_classes == 3
     batches = _take(_train(config, seed=2, global_batch=6), 2)
     epoch = np.concatenate([b["index"] for b in batches])

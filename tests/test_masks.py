@@ -291,14 +291,14 @@ def test_shared_scene_mix_action_target_gives_the_visible_actor_its_share():
     clips = jax.random.uniform(jax.random.key(0), (4, 4, 64, 64, 3))  # noise: the FAME masks differ
     labels = np.array([0, 1, 2, 3])
     targets = {"action": jnp.asarray(labels), "scene": jnp.array([0, 1, 0, 1])}
-    _, out = device_augment(config, jax.random.key(1), clips, targets, groups=1)
+    _, out = device_augment(config, jax.random.key(1), clips, targets, groups=1, mask_targets=True)
     soft = np.asarray(out["action_soft"])  # (4, 6)
     np.testing.assert_allclose(soft.sum(-1), 1.0, rtol=1e-6)
     own = soft[np.arange(4), labels]
     assert (own >= 0.5 - 1e-6).all() and (own < 1.0).any()  # the pasted actor keeps at least half
     assert ((soft > 0).sum(-1) <= 2).all()  # the rest goes to one other clip's action
     config.augment.scene_mix_action = "foreground"
-    _, official = device_augment(config, jax.random.key(1), clips, targets, groups=1)
+    _, official = device_augment(config, jax.random.key(1), clips, targets, groups=1, mask_targets=True)
     assert "action_soft" not in official  # the official target is clip i's label alone
 
 
@@ -323,9 +323,9 @@ def test_scene_mix_ramp_scale_zero_mixes_nothing():
     assert config.augment.scene_mix_prob == 1.0
     clips = jax.random.uniform(jax.random.key(0), (4, 4, 64, 64, 3))
     targets = {"action": jnp.arange(4), "scene": jnp.arange(4)}
-    _, unmixed = device_augment(config, jax.random.key(1), clips, targets, groups=1, mix_scale=0.0)
+    _, unmixed = device_augment(config, jax.random.key(1), clips, targets, groups=1, mask_targets=True, mix_scale=0.0)
     np.testing.assert_array_equal(np.asarray(unmixed["scene"]), np.arange(4))
-    _, mixed = device_augment(config, jax.random.key(1), clips, targets, groups=1, mix_scale=1.0)
+    _, mixed = device_augment(config, jax.random.key(1), clips, targets, groups=1, mask_targets=True, mix_scale=1.0)
     assert (np.asarray(mixed["scene"]) != np.arange(4)).any()
 
 

@@ -5,9 +5,13 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 from devias_jax import monitoring
 from tests.conftest import ROOT
 from tests.train_helpers import assert_params_equal, final_params
+
+pytestmark = pytest.mark.slow  # several processes joined by jax.distributed train end to end
 
 WORKER = os.path.join(ROOT, "tests", "multiprocess_worker.py")
 

@@ -254,6 +254,7 @@ def test_train_stream_validation(root):
         assert next(stream)["index"].shape == (GLOBAL_BATCH,) and stream.step == 2
 
 
+@pytest.mark.slow
 def test_scripts_with_closed_streams_exit_promptly(root, tmp_path):
     """A process that reads a train and an eval stream inside `with` blocks exits as soon as it is done:
     nothing is left for interpreter exit (no atexit hook exists to do it)."""

@@ -1,6 +1,5 @@
 """scripts/prepare_videos.py: re-encodes to a short side and rewrites the lists so they stay valid."""
 
-import os
 import subprocess
 import sys
 
@@ -18,7 +17,7 @@ def test_prepare_videos_reencodes_and_rewrites_lists(tmp_path):
     with open(tmp_path / "train.txt", "w") as handle:
         handle.write("a/one.mp4 3 1\nb/two 0 2\n")  # the second without extension, as in HVU lists
     dst = tmp_path / "dst"
-    result = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "prepare_videos.py"), f"--src={src}",
+    result = subprocess.run([sys.executable, "-m", "scripts.prepare_videos", f"--src={src}",
                              f"--dst={dst}", f"--lists={tmp_path / 'train.txt'}", "--short_side=32",
                              "--workers=1"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -30,7 +29,7 @@ def test_prepare_videos_reencodes_and_rewrites_lists(tmp_path):
     second = decoder.read(ann.paths[1], lambda n: np.arange(n))
     assert first.shape == (12, 32, 52, 3)  # short side 32, aspect kept (53 rounded down to even)
     assert second.shape == (9, 64, 32, 3)  # already small enough: re-encoded at its size
-    again = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "prepare_videos.py"), f"--src={src}",
+    again = subprocess.run([sys.executable, "-m", "scripts.prepare_videos", f"--src={src}",
                             f"--dst={dst}", f"--lists={tmp_path / 'train.txt'}", "--short_side=32"],
                            cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "kept 2" in again.stdout  # resumable: existing outputs are kept

@@ -15,13 +15,15 @@ from devias_jax import evaluators, sharding
 from devias_jax import suites as suites_lib
 from devias_jax.config_validation import ConfigError, validate
 from devias_jax.evaluate import evaluate_suites
-from devias_jax.evaluators.suites import load_teacher
+from devias_jax.evaluators.suites import load_teacher, open_suite
 from devias_jax.predict import make_predict_fn, make_teacher_fn
-from devias_jax.data import sources, streams
-from devias_jax.models import build_model
+from devias_jax.data import streams
+from devias_jax.methods import build_model
 from devias_jax.data import miniature_release as release_helpers
 from tests.teacher_helpers import GEOMETRY, teacher_model_settings, trained_teacher
 from tests.train_helpers import tiny_train_config
+
+pytestmark = pytest.mark.slow  # its release fixture trains the scene teacher; the paper protocol end to end
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +94,7 @@ def test_paper_protocol_on_a_miniature_release(release, tmp_path):
     # The scene labels of a HAT split are the teacher's argmax of its view-averaged softmax (default) or
     # of its last view (official): recompute them from the same views.
     hat_suite = suites_lib.parse(config)["hat_far"]
-    label, source = sources.for_suite(config, hat_suite)[0]
+    label, source = open_suite(config, hat_suite)[0]
     teacher_fn = make_teacher_fn(teacher[0])
     with streams.eval_batches(config, hat_suite.list, batch_size=8, process_index=0, process_count=1,
                               source=source) as batches:
@@ -117,7 +119,7 @@ def test_paper_protocol_on_a_miniature_release(release, tmp_path):
     scuba_suite = suites_lib.parse(config)["scuba_places365"]
     hits = {False: [], True: []}
     with streams.eval_batches(config, scuba_suite.list, batch_size=8, process_index=0, process_count=1,
-                              source=sources.for_suite(config, scuba_suite)[0][1]) as batches:
+                              source=open_suite(config, scuba_suite)[0][1]) as batches:
         for scuba_batch in batches:
             for flag in (False, True):
                 probs = np.asarray(make_predict_fn(graphdef, official_action=flag)(params, scuba_batch["clips"])[
@@ -126,7 +128,7 @@ def test_paper_protocol_on_a_miniature_release(release, tmp_path):
                 hits[flag] += list(probs.argmax(-1) == scuba_batch["action"][scuba_batch["valid"]])
     assert suites["scuba_places365"]["action_top1"] == pytest.approx(100 * np.mean(hits[False]))
     assert report_official["suites"]["scuba_places365"]["action_top1"] == pytest.approx(100 * np.mean(hits[True]))
-    official_source = sources.for_suite(official, hat_suite)[0][1]
+    official_source = open_suite(official, hat_suite)[0][1]
     assert official_source.official_windows and not source.official_windows
     with streams.eval_batches(official, hat_suite.list, batch_size=8, process_index=0, process_count=1,
                               source=official_source) as batches:
@@ -154,6 +156,7 @@ def test_a_hat_suite_that_scores_scenes_needs_teacher_labels(release):
 def test_a_second_periodic_evaluation_compiles_nothing(release, tmp_path):
     """The suites evaluator is built once (as the trainer does); its second run over the same suites,
     teacher-labelled HAT splits included, traces and compiles nothing."""
+
     config = _config(release)
     for name in ("scuba_places365", "scuba_vqgan_clip", "hat_random"):  # one SCUBA suite, HAT Far, Scene-Only
         del config.eval.suites[name]

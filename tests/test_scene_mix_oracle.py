@@ -1,4 +1,4 @@
-"""The scene-mix oracle (learning_probe.render_with_oracles / oracle_augment, scripts/slot_learning_probe.py --mix_*)
+"""The scene-mix oracle (scripts/experiments/learning_probe.py: render_with_oracles / oracle_augment; slot_learning_probe --mix_*)
 renders and pastes what it says."""
 
 import os
@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from devias_jax import learning_probe as probe
+from scripts.experiments import learning_probe as probe
 from devias_jax import masks
 from devias_jax.config_loading import load_config
 from devias_jax.data import synthetic
@@ -45,7 +45,8 @@ def test_true_paste_on_actor_free_backgrounds():
     frames, action, scene = probe.render_with_oracles(SPEC)
     clips01 = jnp.asarray(frames[:, :4], jnp.float32) / 255.0  # (4, 4, 32, 32, 7)
     clips, targets = probe.oracle_augment("actor_free", "true")(
-        config, jax.random.key(0), clips01, {"action": jnp.asarray(action), "scene": jnp.asarray(scene)}, groups=1)
+        config, jax.random.key(0), clips01, {"action": jnp.asarray(action), "scene": jnp.asarray(scene)}, groups=1,
+        mask_targets=True)
     mixed = np.asarray(masks.denormalize(clips))  # (4, 4, 32, 32, 3) back in [0, 1]
     own, free, actor = np.asarray(clips01[..., :3]), np.asarray(clips01[..., 3:6]), np.asarray(clips01[..., 6:7]) > 0.5
     tolerance = 1e-5  # normalise and back in float32
@@ -59,4 +60,4 @@ def test_true_paste_on_actor_free_backgrounds():
     with pytest.raises(ValueError, match="scene_mix_partner"):
         probe.oracle_augment("actor_free", "true")(config, jax.random.key(0), clips01,
                                                   {"action": jnp.asarray(action), "scene": jnp.asarray(scene)},
-                                                  groups=1)
+                                                  groups=1, mask_targets=True)

@@ -15,6 +15,8 @@ from scripts.pseudo_scene_labels import pseudo_label
 from tests.data_helpers import TINY, tiny_dataset
 from tests.teacher_helpers import GEOMETRY, devias_with_online_teacher, teacher_config, trained_teacher
 
+pytestmark = pytest.mark.slow  # a scene teacher trained through the trainer, then DEVIAS with it online
+
 CHANCE = 100.0 / TINY.num_scenes
 
 

@@ -115,6 +115,7 @@ def test_tied_iterations_share_one_parameter_set():
     np.testing.assert_allclose(np.asarray(untied(x)[0]), np.asarray(tied(x)[0]), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_slots_are_learned_and_shared_across_samples():
     module = encoder()
     assert module.latents.shape == (2, DIM)

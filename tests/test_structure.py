@@ -1,7 +1,9 @@
-"""Package structure: data flows one way, so the import graph of devias_jax/ has no cycle."""
+"""Package structure: data flows one way (no import cycle, no upward import), experiments pass functions in
+rather than patching the trainer, and imports inside functions say why."""
 
 import ast
 import os
+import re
 
 from tests.conftest import ROOT
 
@@ -116,3 +118,42 @@ def test_imports_inside_functions_say_why():
         if lines:
             problems[os.path.relpath(path, ROOT)] = lines
     assert problems == {}
+
+
+def test_library_never_imports_unittest():
+    """Experiments pass functions in (train.build_step(augment=, loss=)); nothing in the library patches."""
+    users = sorted(os.path.relpath(path, ROOT) for name, path in _module_files().items()
+                   if any(n == "unittest" or n.startswith("unittest.") for n in _all_imports(path)))
+    assert users == []
+
+
+def test_models_do_not_import_the_registry():
+    """The registry (methods.py) reads the models; no model module reads it back (no upward import)."""
+    files = _module_files()
+    graph = {name: _imports(name, path, set(files)) for name, path in files.items()}
+    upward = {name: sorted(deps & {"devias_jax.methods", "devias_jax.train"}) for name, deps in graph.items()
+              if name.startswith("devias_jax.models")}
+    assert all(not deps for deps in upward.values()), upward
+
+
+def test_no_code_patches_the_trainer():
+    patched = re.compile(r"(patch\.object|setattr)\(\s*(train|trainer|train_augment|objectives|methods)\b")
+    offenders = []
+    for folder in ("devias_jax", "scripts", "tests"):
+        for directory, _, files in os.walk(os.path.join(ROOT, folder)):
+            for file in files:
+                if file.endswith(".py"):
+                    path = os.path.join(directory, file)
+                    if patched.search(open(path, encoding="utf-8").read()):
+                        offenders.append(os.path.relpath(path, ROOT))
+    assert offenders == []
+
+
+def _all_imports(path: str) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(open(path, encoding="utf-8").read())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+    return names

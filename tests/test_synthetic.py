@@ -170,7 +170,7 @@ def test_flat_scenes_are_told_apart_by_their_palette():
 def test_script_writes_a_dataset(tmp_path):
     out = tmp_path / "syn"
     result = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "scripts", "make_synthetic_dataset.py"), f"--out={out}", "--seed=1",
+        [sys.executable, "-m", "scripts.make_synthetic_dataset", f"--out={out}", "--seed=1",
          "--num_actions=2", "--num_scenes=2", "--frames=10", "--height=32", "--width=32", "--train_per_action=2",
          "--val_per_action=1", "--scene_only_per_scene=1"],
         cwd=ROOT, capture_output=True, text=True, timeout=300)

@@ -12,6 +12,7 @@ from devias_jax.train import NonFiniteLossError, train_and_evaluate
 from tests.train_helpers import assert_params_equal, final_params, tiny_train_config
 
 
+@pytest.mark.slow
 def test_end_to_end_devias_on_8_devices(tmp_path):
     config = tiny_train_config("devias", **{"sharding.fsdp": 2, "sharding.fsdp_min_size": 1,
                                              "train.num_steps": 12, "optim.base_lr": 0.05})
@@ -37,6 +38,7 @@ def test_end_to_end_devias_on_8_devices(tmp_path):
         np.testing.assert_allclose(again[key], report[key], atol=1e-6, err_msg=key)
 
 
+@pytest.mark.slow
 def test_sharded_and_single_device_training_agree(tmp_path):
     runs = {}
     for name, overrides in {"single": {"sharding.num_devices": 1},
@@ -51,11 +53,12 @@ class _Crash(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_kill_between_checkpoints_then_resume_is_bitwise_identical(tmp_path):
     reference = tiny_train_config("two_token", **{"eval.suites": {}})
     train_and_evaluate(reference, str(tmp_path / "reference"))
 
-    def crash_at_5(step):
+    def crash_at_5(step, metrics):
         if step == 5:  # checkpoints at 3 and 6: dies after step 5, losing steps 4-5
             raise _Crash()
 
@@ -67,11 +70,12 @@ def test_kill_between_checkpoints_then_resume_is_bitwise_identical(tmp_path):
     assert_params_equal(final_params(str(tmp_path / "reference")), final_params(workdir))
 
 
+@pytest.mark.slow
 def test_sigterm_saves_and_exits_cleanly_then_resumes_identically(tmp_path):
     reference = str(tmp_path / "reference")
     train_and_evaluate(tiny_train_config("two_token", **{"eval.suites": {}}), reference)
 
-    def preempt_at_4(step):
+    def preempt_at_4(step, metrics):
         if step == 4:
             os.kill(os.getpid(), signal.SIGTERM)
 
@@ -84,6 +88,7 @@ def test_sigterm_saves_and_exits_cleanly_then_resumes_identically(tmp_path):
     assert_params_equal(final_params(reference), final_params(workdir))
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
     config = tiny_train_config("two_token", **{"eval.suites": {}, "optim.base_lr": 1e30, "optim.warmup_steps": 0})
     workdir = str(tmp_path / "diverged")
@@ -95,6 +100,7 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
         assert all(np.isfinite(v).all() for v in params.values())
 
 
+@pytest.mark.slow
 def test_broken_videos_are_reported_in_console_metrics_report_and_list(tmp_path, capsys):
     from configs import common
     from devias_jax.data import sources, streams

@@ -77,6 +77,7 @@ def test_drop_path_is_random_in_training_and_off_in_eval():
         model(x, train=True)
 
 
+@pytest.mark.slow
 def test_remat_gives_the_same_values_and_gradients():
     x = jnp.asarray(np.random.default_rng(1).standard_normal((2, 4, 32, 32, 3)), jnp.float32)
     grads = []
@@ -91,6 +92,7 @@ def test_remat_gives_the_same_values_and_gradients():
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_bfloat16_compute_keeps_float32_params():
     model = VisionTransformer(ViTConfig(**TINY, num_classes=3, dtype="bfloat16"), rngs=nnx.Rngs(0))
     assert all(v.dtype == jnp.float32 for v in jax.tree.leaves(nnx.state(model, nnx.Param)))
@@ -100,6 +102,7 @@ def test_bfloat16_compute_keeps_float32_params():
     np.testing.assert_allclose(out["tokens"].astype(jnp.float32), reference["tokens"], atol=0.1)
 
 
+@pytest.mark.slow
 def test_convolutional_stem_keeps_the_token_grid_and_validates():
     cfg = ViTConfig(**{**TINY, "num_frames": 8}, tubelet_size=4, patch_size=16, stem_channels=(8, 12), num_classes=3)
     model = VisionTransformer(cfg, rngs=nnx.Rngs(0))

@@ -194,15 +194,22 @@ def resize(frames, size):
     return tf.image.resize(tf.cast(frames, tf.float32), size, method="bilinear", antialias=False)
 
 
-def test_views(frames, resized, crops, size: int):
+def test_views(frames, resized, crops, size: int, crop_per_window: bool = False):
     """frames uint8 (Vt, T, h, w, 3), resized = [h', w'] (short side -> size), crops int32 (Vs, 2) of
-    (top, left) -> uint8 (Vt * Vs, T, size, size, 3), temporal-major like VideoMAE's view order."""
+    (top, left) -> uint8 (Vt * Vs, T, size, size, 3), temporal-major like VideoMAE's view order.
+    With `crop_per_window`, frames hold one window per view (Vt * Vs, T, h, w, 3) and view k is cut at
+    crops[k % Vs] only."""
     tf = import_tf()
     shape = tf.shape(frames)
     flat = tf.reshape(frames, tf.concat([[-1], shape[2:]], 0))
     flat = tf.cond(tf.reduce_all(shape[2:4] == resized), lambda: tf.cast(flat, tf.float32),
                    lambda: resize(flat, resized))
     flat = tf.cast(tf.clip_by_value(tf.round(flat), 0.0, 255.0), tf.uint8)
+    if crop_per_window:
+        windows = tf.reshape(flat, tf.stack([shape[0], shape[1], resized[0], resized[1], 3]))  # (V, T, h', w', 3)
+        corners = tf.gather(crops, tf.range(shape[0]) % tf.shape(crops)[0])  # (V, 2)
+        return tf.map_fn(lambda item: item[0][:, item[1][0]:item[1][0] + size, item[1][1]:item[1][1] + size],
+                         (windows, corners), fn_output_signature=tf.TensorSpec((None, size, size, 3), tf.uint8))
     views = tf.map_fn(lambda tl: flat[:, tl[0]:tl[0] + size, tl[1]:tl[1] + size], crops,
                       fn_output_signature=tf.TensorSpec((None, size, size, 3), tf.uint8))  # (Vs, Vt*T, ...)
     views = tf.reshape(views, tf.stack([tf.shape(crops)[0], shape[0], shape[1], size, size, 3]))

@@ -13,11 +13,12 @@ foreground video (its frames and soft human masks) is pasted on the inpainted fr
 - the foreground is pasted where its mask > 128 on the inpainted frame resized to short side s; what
   falls outside the canvas is clipped.
 
-Views: by default the first and last 16-frame windows (deterministic, like every other suite); with
-`official_windows` each view draws its own random window as the authors' loader does (the training
-sampler), from a generator seeded by (seed, row, view). Splits are loaded with a restricted unpickler
-that admits only plain containers, strings and numbers, so a pickle that names any class or function
-is refused before anything in it runs.
+Views (sources.HatSource): by default the first and last 16-frame windows (deterministic, like every
+other suite), each cut into the 3 crops; with `official_windows` each of the 2 x 3 (segment, crop) views
+draws its own random window as the authors' loader does (the training sampler), from a generator seeded
+by (seed, row, view). A suite's folder of split pickles is listed by `split_files`. Splits are loaded
+with a restricted unpickler that admits only plain containers, strings and numbers, so a pickle that
+names any class or function is refused before anything in it runs.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import dataclasses
 import io
 import os
 import pickle
+import re
 from typing import Any
 
 import numpy as np
@@ -263,3 +265,20 @@ def count_frames(directory: str) -> int:
         return len(os.listdir(directory))
     except OSError as error:
         raise decode.DecodeError(f"{directory}: {error}") from error
+
+
+def split_files(path: str) -> list[tuple[str, str]]:
+    """(split label, pickle path) of a HAT suite: one split pickle, or every `*_<k>.pickle` in a folder
+    (the release's actionswap_<version>_<k>.pickle), ordered by k."""
+    if os.path.isfile(path):
+        return [(os.path.splitext(os.path.basename(path))[0], path)]
+    if not os.path.isdir(path):
+        raise ReleaseError(f"{path}: no HAT split pickle or folder of them")
+    found = []
+    for file in os.listdir(path):
+        match = re.fullmatch(r".*_(\d+)\.pickle", file)
+        if match:
+            found.append((int(match.group(1)), file))
+    if not found:
+        raise ReleaseError(f"{path}: no split pickles ('*_<k>.pickle') in the folder")
+    return [(f"split{k}", os.path.join(path, file)) for k, file in sorted(found)]

@@ -1,6 +1,6 @@
 """Miniature HAT, Scene-Only and SCUBA releases in their released on-disk formats (PROTOCOL §1-§4),
 built from the synthetic generator's actors and backgrounds: the tests' fixture, and what
-scripts/hat_miniature.py evaluates a demo model on.
+scripts/experiments/hat_miniature.py evaluates a demo model on.
 
 UCF-101 naming: HAT frames rawframes/<Class>/<vid>/image_{i+1:05d}.jpg, soft masks (person probability x
 255, grayscale PNG) seg/<Class>/<vid>/img_{i:05d}.png, inpainted frames inpaint/<Class>/<vid>/img_{j:05d}.jpg;

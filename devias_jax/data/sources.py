@@ -4,8 +4,10 @@
 - `image_folder`  a `<class>/<image>` tree or a `path label` image list (images.py);
 - `tfds`          a TFDS split prepared in ArrayRecord format (images.py).
 
-`get(config, name)` opens one list (the training list by default) as a `DataSource`; the streams
-(streams.py) are handed a source and never ask what kind it is. A source knows how many samples it
+`get(config, name)` opens one list (the training list by default) as a `DataSource`; `HatSource` reads
+one HAT split of the release (hat.py) for the evaluation streams. The streams (streams.py) are handed a
+source and never ask what kind it is; which lists a run evaluates on is the evaluators' business
+(evaluators/suites.py opens each suite's list once). A source knows how many samples it
 has, what each is called (for failure reports), and how to read one sample's raw frames: videos give T
 frames sampled as REFERENCE §7 says, images give one frame that the stream repeats T times (augmenting
 T identical frames with one plan gives the same clip at 1/T of the work). Everything random comes from
@@ -16,14 +18,12 @@ from __future__ import annotations
 
 import abc
 import os
-import re
 from typing import Any
 
 import numpy as np
 
 from devias_jax.data import annotations as annotations_lib
 from devias_jax.data import decode, hat, images
-from devias_jax.suites import parse as parse_suites
 
 SOURCES = ("videos", "image_folder", "tfds")
 AnnotationError = annotations_lib.AnnotationError
@@ -37,6 +37,9 @@ class DataSource(abc.ABC):
     temporal_views: int     # evaluation windows per sample
     spatial_views: int      # evaluation crops per window
     frames_per_read: int    # frames a read returns: T, or 1 for a still image (repeated by the stream)
+    # False: read_eval gives temporal_views windows, each cut into every crop (Vt x Vs views); True: it
+    # gives one window per view (Vt x Vs of them, temporal-major) and view k is cut at crop k % Vs
+    crop_per_window: bool = False
 
     @abc.abstractmethod
     def __len__(self) -> int: ...
@@ -55,7 +58,12 @@ class DataSource(abc.ABC):
 
     @abc.abstractmethod
     def read_eval(self, row: int) -> tuple[np.ndarray, int, int]:
-        """-> (frames uint8 (temporal_views, frames_per_read, h, w, 3), action, scene)."""
+        """-> (frames uint8 (eval_windows, frames_per_read, h, w, 3), action, scene)."""
+
+    @property
+    def eval_windows(self) -> int:
+        """Windows read_eval returns: temporal_views, or one per view with crop_per_window."""
+        return self.temporal_views * (self.spatial_views if self.crop_per_window else 1)
 
 
 class VideoSource(DataSource):
@@ -139,7 +147,12 @@ class HatSource(DataSource):
 
     Rows are the split's pairs in file order; the action label is labels.csv's index of the
     foreground class; the scene label is unknown here (-1): scenes of composited clips come from the
-    scene teacher on the same views (evaluators/suites.py)."""
+    scene teacher on the same views (evaluators/suites.py).
+
+    Windows: the first and last strided windows (`decode.test_indices`), each cut into the spatial crops;
+    with `official_windows`, as the authors' test loader, where each (segment, crop) view is its own item:
+    a fresh random window (drawn like a training clip, seeded by (seed, row, view)) composited for every
+    view, and view k cut at crop k % spatial_views."""
 
     def __init__(self, split_path: str, *, root: str, dataset: str, labels: dict[str, int], num_frames: int,
                  frame_stride: int, temporal_views: int, spatial_views: int, official_windows: bool = False,
@@ -158,6 +171,7 @@ class HatSource(DataSource):
         self.temporal_views, self.spatial_views = temporal_views, spatial_views
         self.frames_per_read = num_frames
         self.official_windows, self.seed = official_windows, seed
+        self.crop_per_window = official_windows
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -172,13 +186,12 @@ class HatSource(DataSource):
         return int(self.actions[row]), UNKNOWN
 
     def windows(self, row: int, length: int) -> np.ndarray:
-        """(temporal_views, T) foreground frame indices of `row`'s views."""
+        """(eval_windows, T) foreground frame indices of `row`'s windows."""
         if not self.official_windows:
             return decode.test_indices(length, self.num_frames, self.frame_stride, self.temporal_views)
-        # the authors' test loader draws each view's window like a training clip, independently
         return np.stack([decode.train_indices(length, self.num_frames, self.frame_stride,
                                               np.random.default_rng([self.seed, row, view]))
-                         for view in range(self.temporal_views)])
+                         for view in range(self.eval_windows)])
 
     def read_train(self, row, rng):
         raise hat.ReleaseError(f"{self.list_path}: HAT splits are test sets; they cannot be trained on")
@@ -191,7 +204,7 @@ class HatSource(DataSource):
         views = [hat.composite_window(self.layout, pair, window, length) for window in self.windows(row, length)]
         if len({view.shape for view in views}) != 1:
             raise decode.DecodeError(f"{self.name(row)}: views differ in size")
-        return (np.stack(views), *self.labels(row))  # (Vt, T, h, w, 3)
+        return (np.stack(views), *self.labels(row))  # (eval_windows, T, h, w, 3)
 
 
 def get(config: Any, name: str | None = None, root: str = "") -> DataSource:
@@ -223,48 +236,3 @@ def video_source(config: Any, parsed: annotations_lib.Annotations) -> VideoSourc
                        temporal_views=int(data.test_temporal_views), spatial_views=int(data.test_spatial_views),
                        decoder=decode.VideoDecoder(min_frames=data.min_frames,
                                                    decode_short_side=data.decode_short_side))
-
-
-def hat_splits(path: str) -> list[tuple[str, str]]:
-    """(split label, pickle path) of a HAT suite: one split pickle, or every `*_<k>.pickle` in a folder
-    (the release's actionswap_<version>_<k>.pickle), ordered by k."""
-    if os.path.isfile(path):
-        return [(os.path.splitext(os.path.basename(path))[0], path)]
-    if not os.path.isdir(path):
-        raise hat.ReleaseError(f"{path}: no HAT split pickle or folder of them")
-    found = []
-    for file in os.listdir(path):
-        match = re.fullmatch(r".*_(\d+)\.pickle", file)
-        if match:
-            found.append((int(match.group(1)), file))
-    if not found:
-        raise hat.ReleaseError(f"{path}: no split pickles ('*_<k>.pickle') in the folder")
-    return [(f"split{k}", os.path.join(path, file)) for k, file in sorted(found)]
-
-
-def for_suite(config: Any, suite: Any) -> list[tuple[str, DataSource]]:
-    """The source(s) a suite reads (suites.Suite): [('', source)] for a list; one (split label, source)
-    per split for HAT. With config.loss.official_compat, HAT views are the authors' random windows."""
-    if suite.kind != "hat":
-        return [("", get(config, suite.list, suite.root))]
-    data, model = config.data, config.model
-    root = os.path.join(data.root, suite.root) if suite.root else data.root
-    splits = hat_splits(os.path.join(data.root, suite.list))
-    dataset = suite.dataset or hat.infer_dataset(root)
-    labels = hat.load_labels(hat.labels_path_for(splits[0][1]))
-    return [(label, HatSource(path, root=root, dataset=dataset, labels=labels, num_frames=int(model.num_frames),
-                              frame_stride=int(data.frame_stride), temporal_views=int(data.test_temporal_views),
-                              spatial_views=int(data.test_spatial_views),
-                              official_windows=bool(config.loss.get("official_compat", False)), seed=int(config.seed),
-                              num_actions=int(model.num_actions)))
-            for label, path in splits]
-
-
-def validate(config: Any) -> dict[str, DataSource]:
-    """Opens the training list and every active evaluation suite's list(s); call before compiling anything.
-    Keys: 'train', the suite names and, for HAT, '<suite>/<split>'."""
-    opened = {"train": get(config)} if config.data.train_list else {}
-    for name, suite in parse_suites(config).items():
-        for label, source in for_suite(config, suite):
-            opened[f"{name}/{label}" if label else name] = source
-    return opened

@@ -294,7 +294,8 @@ class EvalStream(_Stream):
         return {"clips": clips, "action": action, "scene": scene, "index": index, "valid": valid}
 
     def load(self, row: int):
-        """-> frames uint8 (Vt, n, h, w, 3), resized [h', w'], crops (Vs, 2), action, scene, valid."""
+        """-> frames uint8 (W, n, h, w, 3) (W = source.eval_windows), resized [h', w'], crops (Vs, 2),
+        action, scene, valid."""
         row = int(row)
         source = self.source
         if row >= 0:
@@ -307,7 +308,7 @@ class EvalStream(_Stream):
                         np.int32(action), np.int32(scene), True)
         action, scene = source.labels(row) if row >= 0 else (-1, -1)
         side = self.img_size
-        frames = np.zeros((source.temporal_views, source.frames_per_read, side, side, 3), np.uint8)
+        frames = np.zeros((source.eval_windows, source.frames_per_read, side, side, 3), np.uint8)
         crops = np.zeros((source.spatial_views, 2), np.int32)
         return frames, np.asarray([side, side], np.int32), crops, np.int32(action), np.int32(scene), False
 
@@ -320,10 +321,10 @@ class EvalStream(_Stream):
         def element(row):
             frames, resized, crops, action, scene, valid = tf.numpy_function(
                 self.load, [row], (tf.uint8, tf.int32, tf.int32, tf.int32, tf.int32, tf.bool), stateful=False)
-            frames.set_shape((source.temporal_views, read_frames, None, None, 3))
+            frames.set_shape((source.eval_windows, read_frames, None, None, 3))
             resized.set_shape((2,))
             crops.set_shape((source.spatial_views, 2))
-            clips = augment.test_views(frames, resized, crops, size)  # (V, n, S, S, 3)
+            clips = augment.test_views(frames, resized, crops, size, source.crop_per_window)  # (V, n, S, S, 3)
             if read_frames != frames_per_clip:  # a still image repeated in time
                 clips = tf.tile(clips, (1, frames_per_clip // read_frames, 1, 1, 1))
             clips.set_shape((self.num_views, frames_per_clip, size, size, 3))

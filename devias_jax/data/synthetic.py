@@ -48,7 +48,7 @@ ACTOR_SHAPES = ("ellipse", "box", "star", "mixed")
 # Scene hues around the colour circle. 'golden' (the default, so that datasets and the numbers measured on
 # them regenerate unchanged): steps of 0.618 (+0.13 per pattern cycle); with six scenes it puts scenes 0
 # and 5 0.09 apart in hue against +-0.03 jitter, which flat scenes (clutter 0) cannot resolve. 'even':
-# scene / num_scenes, what the demo uses (README, "The scene palette").
+# scene / num_scenes, what the demo uses (docs/experiments/demo_recipe.md, "The scene palette").
 SCENE_HUES = ("golden", "even")
 
 
@@ -419,8 +419,14 @@ def spec_of_dataset(out: str) -> Spec:
     return Spec(**{key: tuple(value) if isinstance(value, list) else value for key, value in fields.items()})
 
 
-def data_settings(out: str, spec: Spec = Spec()) -> dict[str, Any]:
-    """config.data values that train on a generated dataset (for a recipe or --config.data.* flags);
-    the evaluation suites are val_seen.txt (seen), val_unseen.txt and scene_only.txt (unseen)."""
-    return {"root": out, "train_list": "train.txt", "num_actions": spec.num_actions,
-            "num_scenes": spec.num_scenes, "scene_source": "list"}
+def train_settings(out: str, spec: Spec = Spec()) -> dict[str, Any]:
+    """Dotted config keys and values that train a recipe on a generated dataset (configs/demo.py's lists:
+    train.txt, and the suites val_seen.txt (seen), val_unseen.txt and scene_only.txt (unseen))."""
+    return {"data.root": out, "data.train_list": "train.txt", "data.scene_source": "list",
+            "model.num_actions": spec.num_actions, "model.num_scenes": spec.num_scenes}
+
+
+def train_command(out: str, spec: Spec = Spec()) -> str:
+    """The command line that trains DEVIAS on a generated dataset (printed by the generator)."""
+    overrides = " ".join(f"--config.{key}={value}" for key, value in train_settings(out, spec).items())
+    return f"python main.py --config=configs/demo.py:method=devias --workdir=runs/synthetic {overrides}"

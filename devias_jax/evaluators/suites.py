@@ -21,7 +21,7 @@ from devias_jax import report as report_lib
 from devias_jax import sharding
 from devias_jax import suites as suites_lib
 from devias_jax import weights
-from devias_jax.data import failures, sources, streams  # TensorFlow itself loads only when a stream starts
+from devias_jax.data import failures, hat, sources, streams  # TensorFlow itself loads only when a stream starts
 
 
 def load_teacher(config: Any, mesh: Mesh) -> tuple[nnx.GraphDef, Any]:
@@ -35,6 +35,31 @@ def load_teacher(config: Any, mesh: Mesh) -> tuple[nnx.GraphDef, Any]:
     if jax.process_index() == 0:
         print(f"scene teacher for composited suites {checkpoint}: {loaded.summary()}", flush=True)
     return graphdef, params
+
+
+def open_suite(config: Any, suite: suites_lib.Suite) -> list[tuple[str, sources.DataSource]]:
+    """The source(s) a suite reads, opened (a bad list fails here): [('', source)] for a list; one (split
+    label, source) per split for HAT. With config.loss.official_compat, HAT views are the authors' random
+    windows, one per (segment, crop) view."""
+    if suite.kind != "hat":
+        return [("", sources.get(config, suite.list, suite.root))]
+    data, model = config.data, config.model
+    root = os.path.join(data.root, suite.root) if suite.root else data.root
+    splits = hat.split_files(os.path.join(data.root, suite.list))
+    dataset = suite.dataset or hat.infer_dataset(root)
+    labels = hat.load_labels(hat.labels_path_for(splits[0][1]))
+    geometry = dict(num_frames=int(model.num_frames), frame_stride=int(data.frame_stride),
+                    temporal_views=int(data.test_temporal_views), spatial_views=int(data.test_spatial_views))
+    official_windows = bool(config.loss.get("official_compat", False))
+    return [(label, sources.HatSource(path, root=root, dataset=dataset, labels=labels, **geometry,
+                                      official_windows=official_windows, seed=int(config.seed),
+                                      num_actions=int(model.num_actions)))
+            for label, path in splits]
+
+
+def open_suites(config: Any) -> dict[str, list[tuple[str, sources.DataSource]]]:
+    """open_suite for every active suite of config.eval.suites, by name."""
+    return {name: open_suite(config, suite) for name, suite in suites_lib.parse(config).items()}
 
 
 def _mean_scores(per_split: Mapping[str, Mapping[str, float]]) -> dict[str, Any]:
@@ -66,7 +91,7 @@ class Evaluator:
         self.predict = predict_lib.make_predict_fn(graphdef, official_action=self.official)
         self.suites = suites_lib.parse(config)
         self.table_selection, self.table = suites_lib.tables(config)
-        self.opened = {name: sources.for_suite(config, suite) for name, suite in self.suites.items()}  # bad lists fail first
+        self.opened = open_suites(config)  # each suite's list opened once, here: a bad one fails first
         self.predict_with_teacher, self.teacher_params = None, None
         if any(self._uses_teacher(suite) for suite in self.suites.values()):
             teacher_graphdef, self.teacher_params = teacher or load_teacher(config, mesh)

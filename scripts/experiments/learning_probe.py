@@ -5,9 +5,10 @@ encoding or decoding), trains a method of configs/demo.py with the trainer's own
 (`train.build_step`: FAME masks, scene mix, matching and losses as in a real run) on one device, and
 scores action and scene top-1 on val_seen / val_unseen (one centred temporal view, no crops). Training
 clips get no spatial augmentation (the temporal window is drawn like the trainer's). Used by
-scripts/slot_learning_probe.py and by the learning test (tests/test_learning.py). The scene-mix oracle
-(`render_with_oracles`, `oracle_augment`; scripts/slot_learning_probe.py --mix_*) mixes with what the
-generator knows and FAME guesses: actor-free backgrounds and the true actor masks.
+scripts/experiments/slot_learning_probe.py and by the learning test (tests/test_learning.py). The
+scene-mix oracle (`render_with_oracles`, `oracle_augment`; slot_learning_probe.py --mix_*) mixes with
+what the generator knows and FAME guesses: actor-free backgrounds and the true actor masks; it is the
+trainer's own augmentation handed another scene-mix function (`build_step(augment=...)`), nothing patched.
 """
 
 from __future__ import annotations
@@ -16,21 +17,21 @@ import ast
 import json
 import os
 import time
-from unittest import mock
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from devias_jax import masks, sharding
+from devias_jax import sharding
 from devias_jax import train as trainer
 from devias_jax.config_loading import load_config
 from devias_jax.config_validation import validate
 from devias_jax.data import decode, synthetic
 from devias_jax.preprocess import normalize_uint8
+from devias_jax.train_augment import device_augment
 
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository (configs/)
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository (configs/)
 
 DEMO_SPEC = dict(actions=("rise", "fall", "grow", "shrink", "sway", "spin"), num_actions=6, num_scenes=6,
                  motion=0.2, clutter=0.3, train_per_action=80)
@@ -97,15 +98,16 @@ def evaluate(predict, params, clips: np.ndarray, action: np.ndarray, scene: np.n
 
 def run_method(method: str, spec: synthetic.Spec, train, evals, *, steps: int, eval_every: int,
                overrides: list[str] = (), seed: int = 0, out_file: str = "", label: str = "",
-               log=print) -> list[dict]:
-    """Trains `method` for `steps` with the trainer's step on the rendered `train` split and scores
-    `evals` (name -> (clips, action, scene)) every `eval_every` steps; returns one record per evaluation."""
+               log=print, augment: trainer.Augment = device_augment) -> list[dict]:
+    """Trains `method` for `steps` with the trainer's step (its augmentation: `augment`) on the rendered
+    `train` split and scores `evals` (name -> (clips, action, scene)) every `eval_every` steps; returns one
+    record per evaluation."""
     config = method_config(method, list(overrides), seed, spec.num_actions, spec.num_scenes)
     frames_per_clip, stride = int(config.model.num_frames), int(config.data.frame_stride)
     batch_size = int(config.train.batch_size)
     mesh = sharding.make_mesh(1, num_devices=1)
     parts = trainer.build_step(config, mesh, global_batch=batch_size, total_steps=steps,
-                       warmup_steps=max(1, steps // 15))
+                               warmup_steps=max(1, steps // 15), augment=augment)
     state = parts.init_state(jax.random.fold_in(jax.random.key(config.seed), 0))
 
     @jax.jit
@@ -169,17 +171,18 @@ def render_with_oracles(spec: synthetic.Spec) -> tuple[np.ndarray, np.ndarray, n
     return frames, labels[:, 0], labels[:, 1]
 
 
-def oracle_augment(background: str, paste: str):
-    """trainer.device_augment (devias_jax/train.py) with the scene mix's pixels taken from the oracle channels."""
-    real_augment = trainer.device_augment
+def oracle_augment(background: str, paste: str) -> trainer.Augment:
+    """The trainer's augmentation (train_augment.device_augment) with a scene mix that takes its pixels from
+    the oracle channels of render_with_oracles' clips (FAME targets, the scene label swap and the rest
+    unchanged)."""
 
-    def augment(config, key, clips01, targets, *, groups, mix_scale=1.0):
+    def augment(config, key, clips01, targets, **options):
         clips01, actor_free, actor = clips01[..., :3], clips01[..., 3:6], clips01[..., 6:7]  # (B, T, H, W, c)
 
-        def mix(key, clips, clip_mask, prob, groups=1, **options):
+        def mix(key, clips, clip_mask, prob, groups=1, **choices):
             if groups != 1:
                 raise ValueError("the oracle probe runs on one device (one mixing group)")
-            chosen = {name: value for name, value in options.items()
+            chosen = {name: value for name, value in choices.items()
                       if value != {"background": "clip", "partner": "random"}.get(name)}
             if chosen:  # the oracle replaces these choices: refuse rather than ignore them
                 raise ValueError(f"the scene-mix oracle replaces augment.scene_mix_{'/'.join(chosen)}; "
@@ -193,9 +196,6 @@ def oracle_augment(background: str, paste: str):
             out = jnp.where(mixed[:, None, None, None, None], jnp.where(where, clips, backgrounds), clips)
             return out, jnp.where(mixed, perm, jnp.arange(size)).astype(jnp.int32), mixed
 
-        # the trainer's augmentation with this scene mix in place of masks.scene_mix (FAME targets, the
-        # scene label swap and the rest unchanged); tracing happens inside, so the swap is scoped
-        with mock.patch.object(masks, "scene_mix", mix):
-            return real_augment(config, key, clips01, targets, groups=groups, mix_scale=mix_scale)
+        return device_augment(config, key, clips01, targets, scene_mix=mix, **options)
 
     return augment

@@ -1,6 +1,6 @@
 """How much HAT's view choice moves a score: a trained demo model on a miniature HAT release.
 
-  python scripts/hat_miniature.py --workdir=runs/demo/devias
+  python -m scripts.experiments.hat_miniature --workdir=runs/demo/devias
 
 Writes a miniature HAT release in the released formats (devias_jax/data/miniature_release.py) from the
 demo's motions (one action class per motion, actors composited on other videos' inpainted backgrounds,
@@ -13,19 +13,17 @@ window per view (seeded; `loss.official_compat`), and the latter with the author
 from __future__ import annotations
 
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import jax
+import numpy as np
+from absl import app, flags
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
-from absl import app, flags  # noqa: E402
-
-from devias_jax import sharding, suites  # noqa: E402
-from devias_jax.config_loading import load_config  # noqa: E402
-from devias_jax.data import miniature_release, sources, streams, synthetic  # noqa: E402
-from devias_jax.predict import make_predict_fn, run_predictions  # noqa: E402
-from devias_jax.weights import load_params  # noqa: E402
+from devias_jax import sharding, suites
+from devias_jax.config_loading import load_config
+from devias_jax.data import miniature_release, streams, synthetic
+from devias_jax.evaluators.suites import open_suite
+from devias_jax.predict import make_predict_fn, run_predictions
+from devias_jax.weights import load_params
 
 flags.DEFINE_string("workdir", "runs/demo/devias", "a trained configs/demo.py run")
 flags.DEFINE_string("out", "data/hat_miniature", "where the miniature release is written")
@@ -37,6 +35,9 @@ DEMO_MOTIONS = ("rise", "fall", "grow", "shrink", "sway", "spin")
 
 
 def main(argv):
+    from devias_jax.monitoring import quiet_library_logs
+
+    quiet_library_logs()  # library INFO logs only with --verbosity=0
     del argv
     spec = synthetic.Spec(num_actions=6, actions=DEMO_MOTIONS, num_scenes=6, motion=0.3, clutter=0.0,
                           seed=FLAGS.seed)
@@ -57,7 +58,7 @@ def main(argv):
             config.loss.official_compat = official_windows  # HAT's views follow the official switch
             predict = make_predict_fn(graphdef, official_action=official_action)
             scores = []
-            for _, source in sources.for_suite(config, suite):
+            for _, source in open_suite(config, suite):
                 with streams.eval_batches(config, suite.list, batch_size=8, process_index=0, process_count=1,
                                           source=source) as batches:
                     out = run_predictions(predict, params, batches, mesh, len(batches))

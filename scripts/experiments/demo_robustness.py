@@ -1,7 +1,7 @@
 """The demo recipe on generated variants it was not tuned on: one table, every run.
 
-  python scripts/demo_robustness.py                       # every variant, DEVIAS and Two-Token
-  python scripts/demo_robustness.py --variants=drift,pan_shapes --methods=devias
+  python -m scripts.experiments.demo_robustness                       # every variant, DEVIAS and Two-Token
+  python -m scripts.experiments.demo_robustness --variants=drift,pan_shapes --methods=devias
 
 For each variant the synthetic generator writes a dataset (the demo's flags, `configs/demo.py`
 DEMO_DATA_FLAGS, with the variant's flags on top and its own generator seed) under --data_dir, and the
@@ -24,23 +24,21 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags
 
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-from absl import app, flags  # noqa: E402
-
-from configs.demo import DEMO_DATA_FLAGS  # noqa: E402
-from devias_jax import masks  # noqa: E402
-from devias_jax.config_loading import load_config  # noqa: E402
-from devias_jax.data import decode, synthetic  # noqa: E402
+from configs.demo import DEMO_DATA_FLAGS
+from devias_jax import masks
+from devias_jax.config_loading import load_config
+from devias_jax.data import decode, synthetic
 
 
 @dataclasses.dataclass(frozen=True)
 class Variant:
     name: str
     seed: int  # generator seed (the demo's dataset is seed 0)
-    flags: tuple[str, ...]  # make_synthetic_dataset.py flags on top of DEMO_DATA_FLAGS
+    flags: tuple[str, ...]  # scripts/make_synthetic_dataset.py flags on top of DEMO_DATA_FLAGS
     what: str
 
 
@@ -68,7 +66,7 @@ flags.DEFINE_string("out", "runs/robustness", "workdirs and the table")
 flags.DEFINE_string("data_dir", "data/robustness", "generated datasets")
 FLAGS = flags.FLAGS
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
 
 
 def generator_flags(variant: Variant) -> list[str]:
@@ -84,8 +82,8 @@ def make_dataset(variant: Variant, data: str) -> None:
     if os.path.isfile(stamp) and open(stamp).read().strip() == wanted:
         return
     print(f"== {variant.name}: generating {data} ({wanted})", flush=True)
-    subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "make_synthetic_dataset.py"), f"--out={data}",
-                    "--workers=2", *generator_flags(variant)], check=True)
+    subprocess.run([sys.executable, "-m", "scripts.make_synthetic_dataset", f"--out={data}",
+                    "--workers=2", *generator_flags(variant)], check=True, cwd=ROOT)
     with open(stamp, "w") as handle:
         handle.write(wanted + "\n")
 

@@ -5,7 +5,7 @@ encoding or decoding), trains each method with the trainer's own jitted step (`t
 masks, scene mix, matching and losses as in a real run) on one device, and scores action and scene top-1
 on val_seen / val_unseen (one centred temporal view, no crops) every `--eval_every` steps.
 
-  python scripts/slot_learning_probe.py --methods=action_vit,devias --steps=1500 \
+  python -m scripts.experiments.slot_learning_probe --methods=action_vit,devias --steps=1500 \
       --set=model.tubelet_size=4 --set=augment.scene_mix_prob=0
 
 `--set=key=value` overrides the demo recipe for every method (values are Python literals); `--data`
@@ -17,24 +17,18 @@ The scene-mix oracle (DEVIAS only): `--mix_background=actor_free` pastes onto an
 the background clip, `--mix_paste=true` pastes the true actor frame by frame instead of FAME's clip mask
 (the generator knows what FAME guesses; `learning_probe.render_with_oracles`, `oracle_augment`):
 
-  python scripts/slot_learning_probe.py --methods=devias --mix_background=actor_free --mix_paste=true \
+  python -m scripts.experiments.slot_learning_probe --methods=devias --mix_background=actor_free --mix_paste=true \
       --set=model.num_frames=4 --steps=2000
 """
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from absl import app, flags
 
-from unittest import mock  # noqa: E402
-
-from absl import app, flags  # noqa: E402
-
-from devias_jax import learning_probe as probe  # noqa: E402
-from devias_jax import train  # noqa: E402
+from devias_jax.train_augment import device_augment
+from scripts.experiments import learning_probe as probe
 
 flags.DEFINE_list("methods", ["action_vit", "two_token", "devias"], "methods of configs/demo.py")
 flags.DEFINE_integer("steps", 1500, "training steps per method")
@@ -49,6 +43,9 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
+    from devias_jax.monitoring import quiet_library_logs
+
+    quiet_library_logs()  # library INFO logs only with --verbosity=0
     del argv
     spec = probe.spec_from_text(FLAGS.data)
     start = time.time()
@@ -61,15 +58,14 @@ def main(argv):
     evals = probe.render_evals(spec, geometry)
     print(f"rendered {len(train_split[0])} training clips in {time.time() - start:.0f}s", flush=True)
     label = FLAGS.data + (f" background={FLAGS.mix_background} paste={FLAGS.mix_paste}" if oracle else "")
-    augment = probe.oracle_augment(FLAGS.mix_background, FLAGS.mix_paste) if oracle else train.device_augment
+    augment = probe.oracle_augment(FLAGS.mix_background, FLAGS.mix_paste) if oracle else device_augment
     # the oracle draws the background itself: the recipe's choice (the demo's is 'still') is set back to
     # the official one, which the oracle accepts, and the oracle's --mix_background decides
     overrides = list(FLAGS.set) + (["augment.scene_mix_background='clip'"] if oracle else [])
-    with mock.patch.object(train, "device_augment", augment):
-        results = {m: probe.run_method(m, spec, train_split, evals, steps=FLAGS.steps, eval_every=FLAGS.eval_every,
-                                       overrides=overrides, seed=FLAGS.seed, out_file=FLAGS.out, label=label,
-                                       log=lambda line: print(line, flush=True))[-1]
-                   for m in FLAGS.methods}
+    results = {m: probe.run_method(m, spec, train_split, evals, steps=FLAGS.steps, eval_every=FLAGS.eval_every,
+                                   overrides=overrides, seed=FLAGS.seed, out_file=FLAGS.out, label=label,
+                                   log=lambda line: print(line, flush=True), augment=augment)[-1]
+               for m in FLAGS.methods}
     print(f"{'method':<12} {'seen act':>8} {'unseen act':>10} {'seen scn':>8} {'unseen scn':>10}")
     for method, r in results.items():
         print(f"{method:<12} {r['val_seen_action']:8.1f} {r['val_unseen_action']:10.1f} "

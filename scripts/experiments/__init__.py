@@ -1,0 +1,1 @@
+"""One-question experiment scripts (see README.md here); run as `python -m scripts.experiments.<name>`."""
