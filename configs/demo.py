@@ -8,21 +8,18 @@ The training split pairs each action with its "home" scene 90% of the time, so t
 shortcut; val_unseen puts every action in other scenes and scene_only has no actor. The dataset is
 scripts/demo.sh's: motions rise, fall, grow, shrink, sway, spin (DEMO_DATA_FLAGS).
 
-What the demo shows (README, "The demo", measured on a 2-core CPU): DEVIAS, trained with scene mixing
-on every clip (rho = 1) onto a still frame of the background clip, recognises the motions in unseen
-scenes (action 100.0 seen / 100.0 unseen, scene top-1 96.7 / 91.7, H.M. 97.0), while Two-Token's action
-accuracy falls on them (100.0 / 66.7, H.M. 86.9). A second generated dataset (--seed=1): DEVIAS 95.0%
-unseen action, Two-Token 66.7% (H.M. 96.0 vs 85.0). Given 4,032 steps Two-Token learns much of the
-motion too, so DEVIAS's H.M. margin is about 10 points, not the 20 the learning issue asks. What makes
-the small ViT trained from scratch learn (README, "Why DEVIAS did not learn the action", "What scene
-mixing costs DEVIAS, across seeds" and "Slot roles, the cosine term and the take-off"): tubelet 4 (the
-actor moves within a token), initial slots N(0, 0.02^2), the still background (the background clip's own
-actor does not move, so a mixed clip shows one motion), 4,032 steps (mixing delays the start of motion
-learning; 4-frame clips make the schedule affordable), fixed slot roles and the |cos| slot term. The
-flat scenes (--clutter=0) are told apart by their palette alone, so their hues are evenly spaced
-(--scene_hues=even; README, "The scene palette"). On generated variants the recipe was not tuned on:
-README, "The demo recipe on data it was not tuned on" (scripts/demo_robustness.py). The paper's action
-numbers need its pre-trained backbone (configs/ucf101.py).
+Expected (README, "The demo"; every run in docs/experiments/demo_recipe.md): DEVIAS, trained with scene
+mixing on every clip (rho = 1) onto a still frame of the background clip, recognises the motions in
+unseen scenes (unseen action 95-100%, scene top-1 above 90%), while Two-Token's unseen action falls to
+60-67%. What makes the small ViT trained from scratch learn, each measured in docs/experiments/:
+tubelet 4 (the actor moves within a token) and initial slots N(0, 0.02^2)
+(why_devias_did_not_learn.md); the still background (the background clip's own actor does not move, so
+a mixed clip shows one motion) and 4,032 steps (mixing delays the start of motion learning; 4-frame
+clips make the schedule affordable) (scene_mixing_cost.md); fixed slot roles and the |cos| slot term
+(slot_roles_and_cosine.md). The flat scenes (--clutter=0) are told apart by their palette alone, so
+their hues are evenly spaced (--scene_hues=even; demo_recipe.md). On generated variants the recipe was
+not tuned on: demo_robustness.md. The paper's action numbers need its pre-trained backbone
+(configs/ucf101.py).
 """
 
 # scripts/make_synthetic_dataset.py flags for the demo's data (scripts/demo.sh passes them)
@@ -40,20 +37,20 @@ def get_config(arg=None):
     # tubelet 4: a token spans ~14 source frames, so the actor moves by several pixels within it (at 2
     # it moves ~3 px inside a 16 px patch and the small model saw no motion)
     # 4 frames at stride 4 = one tubelet in time: half the compute of 8 frames per step, which buys the
-    # 36-epoch schedule scene mixing needs (README, "What scene mixing costs DEVIAS, across seeds")
+    # 36-epoch schedule scene mixing needs (docs/experiments/scene_mixing_cost.md)
     model.update(embed_dim=96, depth=4, num_heads=4, num_frames=4, img_size=64, tubelet_size=4, drop_path_rate=0.0,
                  slot_heads=4, slot_head_dim=32, slot_iterations=3, mask_decoder_dims=(128, 64),
                  num_actions=6, num_scenes=6)
     # Initial slots N(0, 0.02^2) instead of the official N(0, 1): with this small encoder's updates
     # (trunc-normal 0.02 weights, width 96) the official latents make ~2% of a slot depend on the clip
-    # at initialisation, and the action loss never moves (README, "Why DEVIAS did not learn the action").
+    # at initialisation, and the action loss never moves (docs/experiments/why_devias_did_not_learn.md).
     model.slot_init_scale = 0.02
     data = config.data
     data.update(root="data/synthetic", train_list="train.txt", scene_source="list", frame_stride=4)
     # mild crops keep the small actor in view; rho = 1 for DEVIAS (the docstring); baselines get 0
     # unless '+fame' (devias_jax/methods.py). The actor is pasted on a still frame of the background clip: the
     # background clip's own actor then stays in view but does not move, so the mixed clip shows one
-    # motion (with the official moving background DEVIAS never learned 'spin'; README, same section).
+    # motion (with the official moving background DEVIAS never learned 'spin'; docs/experiments/scene_mixing_cost.md).
     config.augment.update(rand_augment_n=0, crop_area=(0.7, 1.0), crop_aspect=(0.9, 1.1), fame_beta=0.2,
                           scene_mix_prob=1.0, scene_mix_background="still")
     config.loss.scene_target = "label"
@@ -63,7 +60,7 @@ def get_config(arg=None):
     # |cos| -> 0 (orthogonal slots) instead of the official signed cosine (-> -1, antipodal): antipodal
     # slots mirror each other, so the scene slot carried the action (k-NN scene->action 50.0 vs 3.3).
     # Each change alone failed somewhere; together they took off and disentangled on every dataset tried
-    # (README, "Slot roles, the cosine term and the take-off").
+    # (docs/experiments/slot_roles_and_cosine.md).
     config.loss.update(matching="hard", cos_mode="abs")
     config.model.head_init_scale = 0.02  # 0.001 (the paper's, for fine-tuning) learns slowly from scratch
     config.train.update(batch_size=16, num_epochs=36, log_every_steps=28, eval_every_epochs=-1,

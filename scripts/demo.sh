@@ -13,12 +13,12 @@ start=$(date +%s)
 data_flags=$(python -c "from configs.demo import DEMO_DATA_FLAGS; print(' '.join(DEMO_DATA_FLAGS))")
 if [ ! -f data/synthetic/train.txt ] || [ "$(cat data/synthetic/demo_flags.txt 2>/dev/null)" != "${data_flags}" ]; then
   rm -rf data/synthetic
-  python scripts/make_synthetic_dataset.py --out=data/synthetic --workers=2 ${data_flags}
+  python -m scripts.make_synthetic_dataset --out=data/synthetic --workers=2 ${data_flags}
   echo "${data_flags}" > data/synthetic/demo_flags.txt
 fi
 for method in devias two_token; do
   echo "== training ${method} (log: ${workdir}/${method}/metrics.jsonl, curves: training_curves.png)"
   python main.py --config=configs/demo.py:method=${method} --workdir="${workdir}/${method}" --mode=train
 done
-python scripts/compare_runs.py "${workdir}/devias" "${workdir}/two_token"
+python -m scripts.compare_runs "${workdir}/devias" "${workdir}/two_token"
 echo "demo finished in $(( $(date +%s) - start )) s"
