@@ -114,6 +114,9 @@ def data_config() -> ml_collections.ConfigDict:
         "frame_stride": 4,  # clips are config.model.num_frames frames, cropped to config.model.img_size
         "short_side": 0,  # test-time short-side resize; 0 = config.model.img_size
         "decode_short_side": 0,  # >0: decord scales frames whose short side is larger while decoding
+        # >0: keep up to this many MiB of decoded training videos in memory (each decoded once, then
+        # indexed; the same frames as without it); for training sets small enough, such as the demo's
+        "decode_cache_mb": 0,
         "test_temporal_views": 2,
         "test_spatial_views": 3,
         "min_frames": 2,  # videos with fewer frames count as undecodable

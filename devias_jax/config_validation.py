@@ -51,7 +51,8 @@ NON_NEGATIVE: list[str] = ["model.num_actions", "model.num_prefix_tokens", "mode
                            "model.layer_scale_init", "model.action_slot_index", "model.scene_slot_index",
                            "loss.alpha", "loss.beta", "loss.gamma",
                            "data.short_side",
-                           "data.decode_short_side", "data.decode_workers", "augment.rand_augment_m",
+                           "data.decode_short_side", "data.decode_workers", "data.decode_cache_mb",
+                           "augment.rand_augment_m",
                            "augment.rand_augment_n", "augment.rand_augment_mstd", "augment.colour_jitter",
                            "augment.fame_blur_size", "augment.mixup_alpha", "augment.cutmix_alpha",
                            "augment.mix_groups", "optim.min_lr", "optim.weight_decay", "optim.slot_lr_scale",
@@ -71,7 +72,7 @@ DATA_TYPES: dict[str, type | tuple[type, ...]] = {
     "root": str, "train_list": str, "video_ext": str, "classes_file": str, "tfds_name": str,
     "tfds_data_dir": str, "tfds_image_key": str, "tfds_label_key": str, "list_format": str, "scene_source": str,
     "source": str, "image_task": str, "shuffle": bool, "check_files": bool,
-    "frame_stride": int, "short_side": int, "decode_short_side": int,
+    "frame_stride": int, "short_side": int, "decode_short_side": int, "decode_cache_mb": int,
     "test_temporal_views": int, "test_spatial_views": int, "min_frames": int, "decode_workers": int,
     "prefetch_batches": int, "batch_timeout_s": (int, float), "max_failure_fraction": (int, float)}
 

@@ -87,6 +87,27 @@ def test_decode_generated_mp4(tmp_path):
     assert small.shape == (4, 24, 32, 3)  # decoded at reduced resolution, aspect kept
 
 
+def test_decoded_video_cache_gives_the_same_frames_and_stays_within_its_budget(tmp_path):
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(3):
+        frames = rng.integers(0, 256, (12, 32, 32, 3), dtype=np.uint8)  # noise: every frame differs
+        paths.append(str(tmp_path / f"clip{i}.mp4"))
+        synthetic.write_mp4(paths[-1], frames)
+    plain = decode.VideoDecoder()
+    one_video = 12 * 32 * 32 * 3
+    cached = decode.VideoDecoder(cache_bytes=2 * one_video)  # room for two of the three videos
+    for _ in range(2):  # first pass decodes (and keeps what fits), the second reads the kept frames
+        for path in paths:
+            for indices in ([0, 3, 6, 9], [11, 2, 2], list(range(12))):
+                np.testing.assert_array_equal(cached.read(path, lambda n: np.array(indices)),
+                                              plain.read(path, lambda n: np.array(indices)))
+    assert cached.cached_bytes == 2 * one_video and sorted(cached._cache) == paths[:2]
+    with pytest.raises(decode.DecodeError, match="missing"):
+        cached.read(str(tmp_path / "nope.mp4"), lambda n: [0])
+    assert decode.VideoDecoder().cached_bytes == 0  # off by default
+
+
 def test_decode_frame_folder(tmp_path):
     from PIL import Image
 

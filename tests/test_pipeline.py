@@ -62,6 +62,14 @@ def test_train_batches_contract_determinism_and_resume(root):
             np.testing.assert_array_equal(got[key], expected[key])
     other = _take(_train(config, seed=6), 1)[0]
     assert not np.array_equal(other["index"], first[0]["index"])
+    # Keeping decoded videos in memory (data.decode_cache_mb) changes no batch, epochs after the first included.
+    cached = data_config(root, decode_cache_mb=64)
+    for expected, got in zip(first, _take(_train(cached, seed=5), 5)):
+        for key in expected:
+            np.testing.assert_array_equal(got[key], expected[key])
+    # only the training list keeps decoded videos: it is the one read once per epoch
+    assert sources.get(cached).decoder.cache_bytes == 64 * 2**20
+    assert sources.get(cached, "val_seen.txt").decoder.cache_bytes == 0
 
 
 def test_augmentation_changes_pixels_but_not_labels(root):

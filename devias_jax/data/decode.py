@@ -17,6 +17,7 @@ raises DecodeError (failures.py counts and reports them). No TensorFlow here.
 from __future__ import annotations
 
 import os
+import threading
 from typing import Callable
 
 import numpy as np
@@ -93,18 +94,49 @@ def _probe_size(path: str) -> tuple[int, int]:
 class VideoDecoder:
     """Reads frames by index. `decode_short_side` > 0 makes decord scale frames while decoding so that
     their short side is at most that (the size is a pure function of the file, so results never depend
-    on what was decoded before)."""
+    on what was decoded before).
 
-    def __init__(self, *, min_frames: int = 2, decode_short_side: int = 0, num_threads: int = 1):
+    `cache_bytes` > 0 keeps decoded videos in memory: a video file is decoded whole on its first read
+    and kept while the cache holds less than `cache_bytes`; later reads index the kept frames instead of
+    decoding (a small training set, read once per epoch, then decodes once). H.264 decoding gives the
+    same pixels whichever frames are asked for, so a read returns the same frames with or without the
+    cache. Once a video no longer fits, nothing more is kept (no eviction). Frame folders are not cached."""
+
+    def __init__(self, *, min_frames: int = 2, decode_short_side: int = 0, num_threads: int = 1,
+                 cache_bytes: int = 0):
         self.min_frames = min_frames
         self.decode_short_side = decode_short_side
         self.num_threads = num_threads
+        self.cache_bytes = int(cache_bytes)
+        self._cache: dict[str, np.ndarray] = {}  # path -> every frame, uint8 (L, h, w, 3)
+        self._cached_bytes = 0
+        self._cache_full = self.cache_bytes <= 0
+        self._cache_lock = threading.Lock()
+
+    @property
+    def cached_bytes(self) -> int:
+        """Bytes of decoded frames the cache holds."""
+        return self._cached_bytes
+
+    def _keep(self, path: str, frames: np.ndarray) -> None:
+        with self._cache_lock:
+            if path in self._cache or self._cache_full:
+                return
+            if self._cached_bytes + frames.nbytes > self.cache_bytes:
+                self._cache_full = True
+                return
+            self._cache[path] = frames
+            self._cached_bytes += frames.nbytes
 
     def read(self, path: str, indices_for: Callable[[int], np.ndarray], *, is_frames: bool = False,
              num_frames: int = -1) -> np.ndarray:
         """Opens `path`, asks `indices_for(length)` which frames to read, returns uint8 (n, h, w, 3)."""
         if is_frames:
             return self._read_folder(path, indices_for, num_frames)
+        cached = self._cache.get(path)
+        if cached is not None:
+            indices = np.asarray(indices_for(len(cached)), np.int64)
+            return np.ascontiguousarray(cached[indices])
         if not os.path.isfile(path):
             raise DecodeError(f"{path}: missing")
         if os.path.getsize(path) == 0:
@@ -123,7 +155,13 @@ class VideoDecoder:
             if length < self.min_frames:
                 raise DecodeError(f"{path}: {length} frame(s), fewer than min_frames={self.min_frames}")
             indices = np.asarray(indices_for(length), np.int64)
-            frames = reader.get_batch(indices.tolist()).asnumpy()
+            if not self._cache_full:  # decode the whole video once and keep it while the cache has room
+                every = np.ascontiguousarray(reader.get_batch(list(range(length))).asnumpy(), dtype=np.uint8)
+                if every.ndim == 4 and every.shape[0] == length and every.shape[-1] == 3:
+                    self._keep(path, every)
+                frames = every[indices]
+            else:
+                frames = reader.get_batch(indices.tolist()).asnumpy()
         except DecodeError:
             raise
         except Exception as error:  # decord raises RuntimeError / DECORDError; PyAV its own errors

@@ -76,7 +76,7 @@ class VideoSource(DataSource):
         self.num_frames, self.frame_stride = num_frames, frame_stride
         self.temporal_views, self.spatial_views = temporal_views, spatial_views
         self.frames_per_read = num_frames
-        self._decoder = decoder
+        self.decoder = decoder
 
     def __len__(self) -> int:
         return len(self.annotations)
@@ -89,7 +89,7 @@ class VideoSource(DataSource):
 
     def _read(self, row: int, indices_for) -> np.ndarray:
         ann = self.annotations
-        return self._decoder.read(ann.paths[row], indices_for, is_frames=bool(ann.is_frames[row]),
+        return self.decoder.read(ann.paths[row], indices_for, is_frames=bool(ann.is_frames[row]),
                                   num_frames=int(ann.num_frames[row]))
 
     def read_train(self, row, rng):
@@ -221,7 +221,8 @@ def get(config: Any, name: str | None = None, root: str = "") -> DataSource:
             num_scenes=config.model.num_scenes, scene_source=data.scene_source if training else "list",
             list_format=data.list_format, video_ext=data.video_ext, check_files=data.check_files,
             require_scene=training)
-        return video_source(config, parsed)
+        # only the training list is read again and again (once per epoch): only it keeps decoded videos
+        return video_source(config, parsed, cache_mb=int(data.get("decode_cache_mb", 0)) if training else 0)
     if data.source in SOURCES:
         key, limit = images.label_limit(config)
         return ImageSource(images.open_image_set(config, name), image_task=data.image_task, label_key=key,
@@ -229,10 +230,11 @@ def get(config: Any, name: str | None = None, root: str = "") -> DataSource:
     raise AnnotationError(f"config.data.source={data.source!r}; expected one of {list(SOURCES)}")
 
 
-def video_source(config: Any, parsed: annotations_lib.Annotations) -> VideoSource:
-    """An already parsed list as a VideoSource with the config's clip geometry and decoder settings."""
+def video_source(config: Any, parsed: annotations_lib.Annotations, cache_mb: int = 0) -> VideoSource:
+    """An already parsed list as a VideoSource with the config's clip geometry and decoder settings;
+    `cache_mb` > 0 keeps that many MiB of decoded videos in memory (decode.VideoDecoder)."""
     data, model = config.data, config.model
     return VideoSource(parsed, num_frames=int(model.num_frames), frame_stride=int(data.frame_stride),
                        temporal_views=int(data.test_temporal_views), spatial_views=int(data.test_spatial_views),
-                       decoder=decode.VideoDecoder(min_frames=data.min_frames,
-                                                   decode_short_side=data.decode_short_side))
+                       decoder=decode.VideoDecoder(min_frames=data.min_frames, decode_short_side=data.decode_short_side,
+                                                   cache_bytes=cache_mb * 2**20))
